@@ -1,0 +1,39 @@
+// The `nuri` command.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "kernels/device.h"
+#include "kernels/error.h"
+
+namespace {
+
+// One line naming the version and what this build can run on.
+std::string version_line() {
+  return nuri::cat("nuri ", NURI_VERSION_STRING,
+                   " (cuda: ", nuri::cuda_compiled() ? "compiled" : "not compiled", ")");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "nuri: an engine for omni multimodal foundation models (text, speech, images, video)",
+      "nuri"};
+  app.set_version_flag("--version", version_line());
+  app.require_subcommand(0, 1);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (app.get_subcommands().empty()) {
+      std::printf("%s", app.help().c_str());
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "nuri: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

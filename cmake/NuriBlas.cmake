@@ -1,0 +1,15 @@
+# Finds OpenBLAS and exposes it as nuri::blas. The OpenMP build is preferred: it runs
+# single-threaded inside our own OpenMP regions instead of oversubscribing the cores.
+find_path(NURI_CBLAS_INCLUDE_DIR cblas.h
+  HINTS /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/x86_64-linux-gnu/openblas-pthread
+        /usr/include/openblas /usr/include)
+find_library(NURI_OPENBLAS_LIBRARY NAMES openblas
+  HINTS /usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/x86_64-linux-gnu/openblas-pthread)
+if(NOT NURI_CBLAS_INCLUDE_DIR OR NOT NURI_OPENBLAS_LIBRARY)
+  message(FATAL_ERROR "OpenBLAS not found: run scripts/setup.sh (Debian package libopenblas-openmp-dev)")
+endif()
+add_library(nuri_blas INTERFACE)
+target_include_directories(nuri_blas INTERFACE ${NURI_CBLAS_INCLUDE_DIR})
+target_link_libraries(nuri_blas INTERFACE ${NURI_OPENBLAS_LIBRARY})
+add_library(nuri::blas ALIAS nuri_blas)
+message(STATUS "nuri: OpenBLAS ${NURI_OPENBLAS_LIBRARY}")

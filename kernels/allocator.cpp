@@ -1,0 +1,84 @@
+#include "kernels/allocator.h"
+
+#include <cstdlib>
+
+#include "kernels/error.h"
+#ifdef NURI_WITH_CUDA
+#include "kernels/cuda/runtime.h"
+#endif
+
+namespace nuri {
+
+void MemoryCounters::on_alloc(size_t bytes) {
+  const size_t now = current_.fetch_add(bytes) + bytes;
+  size_t peak = peak_.load();
+  while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+  }
+  size_t largest = largest_.load();
+  while (bytes > largest && !largest_.compare_exchange_weak(largest, bytes)) {
+  }
+  allocations_.fetch_add(1);
+}
+
+void MemoryCounters::on_free(size_t bytes) {
+  current_.fetch_sub(bytes);
+}
+
+MemoryStats MemoryCounters::stats() const {
+  return {current_.load(), peak_.load(), largest_.load(), allocations_.load()};
+}
+
+void MemoryCounters::reset_peak() {
+  peak_.store(current_.load());
+  largest_.store(0);
+  allocations_.store(0);
+}
+
+MemoryCounters& cpu_memory() {
+  static MemoryCounters counters;
+  return counters;
+}
+
+MemoryCounters& cuda_memory(int index) {
+  static MemoryCounters counters[16];
+  NURI_CHECK(index >= 0 && index < 16, "cuda device index ", index, " out of range");
+  return counters[index];
+}
+
+namespace {
+size_t round_up(size_t bytes, size_t multiple) {
+  return (bytes + multiple - 1) / multiple * multiple;
+}
+}  // namespace
+
+void* device_alloc(Device device, size_t bytes) {
+  if (device.is_cpu()) {
+    const size_t rounded = round_up(bytes == 0 ? 1 : bytes, kCpuAlignment);
+    void* ptr = std::aligned_alloc(kCpuAlignment, rounded);
+    NURI_CHECK(ptr != nullptr, "out of CPU memory allocating ", bytes, " bytes");
+    cpu_memory().on_alloc(bytes);
+    return ptr;
+  }
+#ifdef NURI_WITH_CUDA
+  void* ptr = cuda::malloc_device(device.index, bytes == 0 ? 1 : bytes);
+  cuda_memory(device.index).on_alloc(bytes);
+  return ptr;
+#else
+  fail("cannot allocate on ", device, ": this build has no CUDA backend");
+#endif
+}
+
+void device_free(Device device, void* ptr, size_t bytes) {
+  if (ptr == nullptr) return;
+  if (device.is_cpu()) {
+    std::free(ptr);
+    cpu_memory().on_free(bytes);
+    return;
+  }
+#ifdef NURI_WITH_CUDA
+  cuda::free_device(device.index, ptr);
+  cuda_memory(device.index).on_free(bytes);
+#endif
+}
+
+}  // namespace nuri

@@ -1,0 +1,122 @@
+#include "kernels/autograd.h"
+
+#include "kernels/ops/elementwise.h"
+
+namespace nuri {
+
+Tape*& Tape::active_slot() {
+  thread_local Tape* active = nullptr;
+  return active;
+}
+
+Tape* Tape::active() {
+  return active_slot();
+}
+
+namespace {
+
+// Adds `grad` into a slot. Accumulation is out of place, so a gradient that aliases another
+// (add hands the same tensor to both inputs) is never modified; a leaf keeps a buffer of its own
+// so that optimizers may update its gradient in place.
+void accumulate(GradSlot& slot, Tensor& grad) {
+  NoGradScope no_grad;
+  if (!slot.grad.defined()) {
+    slot.grad = (slot.is_leaf && !grad.is_sole_owner()) ? grad.clone() : grad.detach();
+  } else {
+    NURI_CHECK(slot.grad.shape() == grad.shape(), "autograd: gradient of shape ",
+               shape_str(grad.shape()), " accumulated into one of shape ",
+               shape_str(slot.grad.shape()));
+    slot.grad = add(slot.grad, grad);
+  }
+}
+
+// Drops the activations a node saved and the gradients of its outputs.
+void release(TapeNode& node) {
+  node.backward = nullptr;
+  for (auto& slot : node.outputs) {
+    if (!slot->is_leaf) slot->grad = Tensor();
+  }
+}
+
+}  // namespace
+
+void Tape::backward(const Tensor& loss) {
+  NURI_CHECK(loss.defined() && loss.numel() == 1, "backward: the loss must have one element, not ",
+             loss.defined() ? shape_str(loss.shape()) : std::string("undefined"));
+  backward({loss}, {Tensor::ones(loss.shape(), loss.dtype(), loss.device())});
+}
+
+void Tape::backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs) {
+  NURI_CHECK(outputs.size() == grad_outputs.size(), "backward: ", outputs.size(), " outputs but ",
+             grad_outputs.size(), " gradients");
+  NURI_CHECK(active() != this, "backward: the tape is still recording; end its TapeScope first");
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    NURI_CHECK(outputs[i].requires_grad(), "backward: output ", i,
+               " does not require grad (no recorded op produced it from a parameter)");
+    NURI_CHECK(grad_outputs[i].shape() == outputs[i].shape(), "backward: gradient ", i,
+               " has shape ", shape_str(grad_outputs[i].shape()), ", output has ",
+               shape_str(outputs[i].shape()));
+    Tensor seed = grad_outputs[i];
+    accumulate(*outputs[i].grad_slot(), seed);
+  }
+  NoGradScope no_grad;
+  for (auto node = nodes_.rbegin(); node != nodes_.rend(); ++node) {
+    std::vector<Tensor> grads(node->outputs.size());
+    bool any = false;
+    for (size_t i = 0; i < grads.size(); ++i) {
+      grads[i] = node->outputs[i]->grad;
+      any = any || grads[i].defined();
+    }
+    if (any) {
+      for (size_t i = 0; i < grads.size(); ++i) {
+        if (!grads[i].defined()) {
+          grads[i] = Tensor::zeros(node->output_shapes[i], node->output_dtypes[i], node->device);
+        }
+      }
+      std::vector<bool> needs(node->inputs.size());
+      for (size_t i = 0; i < needs.size(); ++i) needs[i] = node->inputs[i] != nullptr;
+      std::vector<Tensor> input_grads = node->backward(grads, needs);
+      NURI_CHECK(input_grads.size() == node->inputs.size(), "autograd: backward of ", node->op,
+                 " returned ", input_grads.size(), " gradients for ", node->inputs.size(),
+                 " inputs");
+      // Release what this node saved and its outputs' gradients before handing on the result,
+      // so that a gradient passed straight through is not shared any more.
+      grads.clear();
+      release(*node);
+      for (size_t i = 0; i < input_grads.size(); ++i) {
+        if (node->inputs[i] && input_grads[i].defined()) {
+          accumulate(*node->inputs[i], input_grads[i]);
+          input_grads[i] = Tensor();
+        }
+      }
+    }
+    release(*node);
+  }
+  nodes_.clear();
+}
+
+namespace autograd {
+
+void record(std::string op, const std::vector<Tensor>& inputs, const std::vector<Tensor*>& outputs,
+            BackwardFn backward) {
+  Tape* tape = Tape::active();
+  if (tape == nullptr) return;
+  TapeNode node;
+  node.op = std::move(op);
+  node.backward = std::move(backward);
+  for (const Tensor& input : inputs) {
+    node.inputs.push_back(input.defined() ? input.grad_slot() : nullptr);
+  }
+  for (Tensor* output : outputs) {
+    auto slot = std::make_shared<GradSlot>();
+    output->set_grad_slot(slot);
+    node.outputs.push_back(std::move(slot));
+    node.output_shapes.push_back(output->shape());
+    node.output_dtypes.push_back(output->dtype());
+    node.device = output->device();
+  }
+  tape->push(std::move(node));
+}
+
+}  // namespace autograd
+}  // namespace nuri

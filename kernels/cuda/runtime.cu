@@ -1,0 +1,39 @@
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/runtime.h"
+
+namespace nuri::cuda {
+
+int device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device" error
+    return 0;
+  }
+  return count;
+}
+
+void* malloc_device(int index, size_t bytes) {
+  NURI_CUDA_CHECK(cudaSetDevice(index));
+  void* ptr = nullptr;
+  NURI_CUDA_CHECK(cudaMalloc(&ptr, bytes));
+  return ptr;
+}
+
+void free_device(int index, void* ptr) {
+  cudaSetDevice(index);
+  cudaFree(ptr);  // never throws: called from destructors
+}
+
+void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) {
+  const cudaMemcpyKind kind =
+      dst_on_device ? (src_on_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                    : (src_on_device ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  NURI_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
+}
+
+void zero_device(int index, void* ptr, size_t bytes) {
+  NURI_CUDA_CHECK(cudaSetDevice(index));
+  NURI_CUDA_CHECK(cudaMemset(ptr, 0, bytes));
+}
+
+}  // namespace nuri::cuda

@@ -1,0 +1,18 @@
+// The CUDA runtime calls that the core needs (memory, copies, device count), each checked.
+#pragma once
+
+#include <cstddef>
+
+namespace nuri::cuda {
+
+// Number of visible GPUs; 0 when no driver or device is present.
+int device_count();
+// Device memory on GPU `index`; throws nuri::Error when it cannot be had.
+void* malloc_device(int index, size_t bytes);
+void free_device(int index, void* ptr);
+// Copies `bytes` between any mix of host and device pointers, then waits for it.
+void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes);
+// Sets `bytes` of device memory to zero.
+void zero_device(int index, void* ptr, size_t bytes);
+
+}  // namespace nuri::cuda

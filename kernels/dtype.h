@@ -1,0 +1,95 @@
+// Element types and the conversions between them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace nuri {
+
+// Element type of a tensor.
+enum class DType : uint8_t { f32, bf16, f16, i32, i64, u8 };
+
+// Bytes per element.
+size_t dtype_size(DType dtype);
+// Short lowercase name ("f32", "bf16", ...).
+std::string_view dtype_name(DType dtype);
+// Parses a name from dtype_name(); throws nuri::Error on anything else.
+DType parse_dtype(std::string_view name);
+// True for f32, bf16 and f16.
+bool is_floating(DType dtype);
+
+// Raw 16-bit storage of a bfloat16 value.
+struct bf16_t {
+  uint16_t bits;
+};
+// Raw 16-bit storage of an IEEE half value.
+struct f16_t {
+  uint16_t bits;
+};
+
+// Rounds to nearest even; NaN stays a quiet NaN.
+inline bf16_t float_to_bf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return bf16_t{static_cast<uint16_t>((bits >> 16) | 0x40)};
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return bf16_t{static_cast<uint16_t>(bits >> 16)};
+}
+
+inline float bf16_to_float(bf16_t value) {
+  uint32_t bits = static_cast<uint32_t>(value.bits) << 16;
+  float out;
+  std::memcpy(&out, &bits, 4);
+  return out;
+}
+
+// Rounds to nearest even, with subnormals, infinities and NaN handled as IEEE 754 says.
+inline f16_t float_to_f16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  const uint32_t sign = (bits >> 16) & 0x8000u;
+  const uint32_t abs = bits & 0x7fffffffu;
+  if (abs > 0x7f800000u) return f16_t{static_cast<uint16_t>(sign | 0x7e00u)};   // NaN
+  if (abs >= 0x477ff000u) return f16_t{static_cast<uint16_t>(sign | 0x7c00u)};  // overflow to inf
+  if (abs < 0x38800000u) {  // result is subnormal or zero: scale into the subnormal range
+    if (abs < 0x33000000u) return f16_t{static_cast<uint16_t>(sign)};
+    const uint32_t mantissa = (abs & 0x7fffffu) | 0x800000u;
+    const int shift = 126 - static_cast<int>(abs >> 23);  // 14 + (127 - 15) - exponent + 1
+    uint32_t half = mantissa >> shift;
+    const uint32_t rest = mantissa & ((1u << shift) - 1);
+    const uint32_t halfway = 1u << (shift - 1);
+    if (rest > halfway || (rest == halfway && (half & 1u))) ++half;
+    return f16_t{static_cast<uint16_t>(sign | half)};
+  }
+  uint32_t rebased = abs - 0x38000000u;  // exponent bias 127 -> 15
+  rebased += 0xfffu + ((rebased >> 13) & 1u);
+  return f16_t{static_cast<uint16_t>(sign | (rebased >> 13))};
+}
+
+inline float f16_to_float(f16_t value) {
+  const uint32_t sign = static_cast<uint32_t>(value.bits & 0x8000u) << 16;
+  const uint32_t exponent = (value.bits >> 10) & 0x1fu;
+  uint32_t mantissa = value.bits & 0x3ffu;
+  uint32_t bits;
+  if (exponent == 0x1f) {
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else {  // subnormal: normalise
+    int e = -1;
+    do {
+      ++e;
+      mantissa <<= 1;
+    } while ((mantissa & 0x400u) == 0);
+    bits = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mantissa & 0x3ffu) << 13);
+  }
+  float out;
+  std::memcpy(&out, &bits, 4);
+  return out;
+}
+
+}  // namespace nuri
