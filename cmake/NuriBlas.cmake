@@ -1,10 +1,15 @@
 # Finds OpenBLAS and exposes it as nuri::blas. The OpenMP build is preferred: it runs
 # single-threaded inside our own OpenMP regions instead of oversubscribing the cores.
+# Searched in the system and in CMAKE_PREFIX_PATH (scripts/gpu-deps.sh bundles it there).
 find_path(NURI_CBLAS_INCLUDE_DIR cblas.h
-  HINTS /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/x86_64-linux-gnu/openblas-pthread
-        /usr/include/openblas /usr/include)
+  HINTS /usr/include/x86_64-linux-gnu/openblas-openmp
+  PATH_SUFFIXES include/x86_64-linux-gnu/openblas-openmp include/x86_64-linux-gnu/openblas-pthread
+                x86_64-linux-gnu/openblas-openmp x86_64-linux-gnu/openblas-pthread include/openblas
+                openblas include)
 find_library(NURI_OPENBLAS_LIBRARY NAMES openblas
-  HINTS /usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/x86_64-linux-gnu/openblas-pthread)
+  HINTS /usr/lib/x86_64-linux-gnu/openblas-openmp
+  PATH_SUFFIXES lib/x86_64-linux-gnu/openblas-openmp lib/x86_64-linux-gnu/openblas-pthread
+                x86_64-linux-gnu/openblas-openmp x86_64-linux-gnu/openblas-pthread lib)
 if(NOT NURI_CBLAS_INCLUDE_DIR OR NOT NURI_OPENBLAS_LIBRARY)
   message(FATAL_ERROR "OpenBLAS not found: run scripts/setup.sh (Debian package libopenblas-openmp-dev)")
 endif()

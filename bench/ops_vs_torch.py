@@ -1,0 +1,132 @@
+#!/usr/bin/python3
+"""Runs nuri-bench-ops and the same workloads in PyTorch's CPU build in one run, and prints the
+ratios. Both get the same thread count; each side runs twice, alternating, and keeps its best.
+
+PyTorch here is Debian's python3-torch. It uses whatever libblas.so.3 points to, so the script
+prints that first: with the reference (netlib) BLAS PyTorch would be ~10x slower and the ratio
+meaningless. Debian's PyTorch 1.13 has no scaled_dot_product_attention; its peer is the math
+formulation that SDPA's CPU math path computes, softmax(q k^T * scale + mask) v, with autograd.
+"""
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+LINEAR_SHAPES = [(4096, 1024, 4096), (4096, 4096, 1024), (1024, 1024, 1024)]
+ATTENTION = [("causal", 1024), ("causal", 4096), ("full", 1024), ("full", 4096)]
+HEADS, HEAD_DIM = 8, 64
+
+
+def blas_in_use():
+    try:
+        out = subprocess.run(["update-alternatives", "--query", "libblas.so.3-x86_64-linux-gnu"],
+                             capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Value:"):
+                return line.split(":", 1)[1].strip()
+    except FileNotFoundError:
+        pass
+    return "unknown"
+
+
+def seconds_per_call(fn, min_seconds=1.0, min_runs=3):
+    fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def torch_rows(threads):
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    rows = {}
+    for tokens, d_in, d_out in LINEAR_SHAPES:
+        x = torch.randn(tokens, d_in, requires_grad=True)
+        w = torch.randn(d_out, d_in, requires_grad=True)
+        g = torch.randn(tokens, d_out)
+
+        def step():
+            x.grad = None
+            w.grad = None
+            torch.nn.functional.linear(x, w).backward(g)
+
+        seconds = seconds_per_call(step)
+        rows[f"linear fwd+bwd {tokens}x{d_in}->{d_out}"] = 6.0 * tokens * d_in * d_out / seconds / 1e9
+    for mask_kind, length in ATTENTION:
+        q, k, v = (torch.randn(1, HEADS, length, HEAD_DIM, requires_grad=True) for _ in range(3))
+        g = torch.randn(1, HEADS, length, HEAD_DIM)
+        mask = None
+        if mask_kind == "causal":
+            mask = torch.full((length, length), float("-inf")).triu(1)
+        scale = HEAD_DIM ** -0.5
+
+        def step():
+            for t in (q, k, v):
+                t.grad = None
+            scores = q @ k.transpose(-1, -2) * scale
+            if mask is not None:
+                scores = scores + mask
+            (torch.softmax(scores, dim=-1) @ v).backward(g)
+
+        seconds = seconds_per_call(step)
+        rows[f"attention {mask_kind} T={length} fwd+bwd"] = length / seconds
+    return rows
+
+
+def nuri_rows(binary, threads):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = pathlib.Path(tmp) / "nuri.json"
+        subprocess.run([binary, "--threads", str(threads), "--json", str(out)], check=True,
+                       stdout=subprocess.DEVNULL)
+        data = json.loads(out.read_text())
+    return {row["name"]: (row["value"], row["metric"]) for row in data["rows"]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench", default="build/bin/nuri-bench-ops", help="nuri-bench-ops binary")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each side")
+    parser.add_argument("--json", help="also write the comparison to this file")
+    args = parser.parse_args()
+
+    blas = blas_in_use()
+    print(f"threads: {args.threads}; libblas.so.3 -> {blas}")
+    if "openblas" not in blas:
+        print("warning: PyTorch is not using OpenBLAS; its figures are not a fair peer", file=sys.stderr)
+
+    ours, peer = {}, {}
+    for round_index in range(args.rounds):
+        print(f"round {round_index + 1}/{args.rounds}: nuri ...", flush=True)
+        for name, (value, metric) in nuri_rows(args.bench, args.threads).items():
+            if name not in ours or value > ours[name][0] or metric == "MiB":
+                ours[name] = (value, metric)
+        print(f"round {round_index + 1}/{args.rounds}: pytorch ...", flush=True)
+        for name, value in torch_rows(args.threads).items():
+            peer[name] = max(peer.get(name, 0.0), value)
+
+    print(f"\n{'benchmark':44} {'unit':10} {'nuri':>12} {'pytorch':>12} {'nuri/pytorch':>13}")
+    table = []
+    for name, (value, metric) in ours.items():
+        other = peer.get(name)
+        ratio = value / other if other else None
+        table.append({"name": name, "metric": metric, "nuri": value, "pytorch": other, "ratio": ratio})
+        print(f"{name:44} {metric:10} {value:12.2f} "
+              f"{(f'{other:12.2f}' if other else '-':>12)} {(f'{ratio:13.2f}' if ratio else '-':>13)}")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(
+            {"threads": args.threads, "blas": blas, "rows": table}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

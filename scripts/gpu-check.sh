@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One call on a bare GPU machine: configure and build with ninja (media and MPI off), run the
+# `cuda` tests and the CPU unit tests, run the benchmarks, and print a short table last.
+# Full logs go to the folder named by $1 or $NURI_GPU_LOG_DIR (default: gpu-logs).
+# Dependencies missing there travel in .gpu-deps/ (made here by scripts/gpu-deps.sh).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+logs=$(realpath -m "${1:-${NURI_GPU_LOG_DIR:-gpu-logs}}")
+mkdir -p "$logs"
+deps=$PWD/.gpu-deps
+arch=x86_64-linux-gnu
+export LD_LIBRARY_PATH="$deps/lib/$arch/openblas-openmp:$deps/lib/$arch:${LD_LIBRARY_PATH:-}"
+export PATH="/usr/local/cuda/bin:$PATH"
+build=build-gpu
+declare -A status
+
+step() {  # step NAME LOGFILE COMMAND...: runs a step, records ok/FAILED and its seconds
+  local name=$1 log=$2
+  shift 2
+  local start=$SECONDS
+  if "$@" >"$logs/$log" 2>&1; then status[$name]="ok ($((SECONDS - start)) s)"; else status[$name]="FAILED ($((SECONDS - start)) s, see $log)"; fi
+}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$logs/gpu.txt" 2>&1
+step configure configure.log cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DNURI_MEDIA=OFF -DNURI_MPI=OFF -DCMAKE_PREFIX_PATH="$deps" -DCMAKE_CUDA_ARCHITECTURES="80;90"
+step build build.log cmake --build "$build" -j "$(nproc)"
+step cuda_tests ctest-cuda.log ctest --test-dir "$build" -L cuda --output-on-failure --timeout 300
+step unit_tests ctest-unit.log ctest --test-dir "$build" -L unit -j 4 --timeout 300
+step bench_ops bench-ops.log "$build/bin/nuri-bench-ops" --json "$logs/bench-ops.json"
+
+summary() {  # the "N tests passed/failed" line of a ctest log, plus its skipped count
+  local log=$logs/$1
+  [[ -f $log ]] || { echo "-"; return; }
+  local line skipped
+  line=$(grep -E "tests passed" "$log" | tail -1)
+  skipped=$(grep -c "(Skipped)" "$log")
+  echo "${line:-no result}; skipped $skipped"
+}
+
+{
+  echo "== nuri gpu-check $(date -u +%Y-%m-%dT%H:%MZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "gpu: $(cat "$logs/gpu.txt")"
+  for name in configure build cuda_tests unit_tests bench_ops; do printf '%-12s %s\n' "$name" "${status[$name]:-not run}"; done
+  echo "cuda tests: $(summary ctest-cuda.log)"
+  echo "unit tests: $(summary ctest-unit.log)"
+  grep -E "FAILED|Failed" "$logs/ctest-cuda.log" 2>/dev/null | head -20
+  [[ -f $logs/bench-ops.log ]] && sed -n '/^benchmark/,$p' "$logs/bench-ops.log"
+} | tee "$logs/summary.txt"
