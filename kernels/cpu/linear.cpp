@@ -1,0 +1,74 @@
+// CPU kernels of linear: three GEMMs through OpenBLAS that read the operands in place (the
+// transposes are sgemm flags, never copies), plus the bias broadcast and its column sums.
+#include <algorithm>
+
+#include "kernels/ops/checks.h"
+#include "kernels/ops/linear.h"
+#include "kernels/ops/matmul.h"
+
+namespace nuri::cpu {
+namespace {
+
+constexpr int64_t kParallelElements = 1 << 15;
+constexpr int64_t kColumnBlock = 64;  // columns summed per task of the bias gradient
+
+// Column sums of g [rows, cols] into out, accumulated in double. Tasks own disjoint column
+// blocks and add rows in order, so the result does not depend on the thread count.
+void column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
+  const int64_t blocks = (cols + kColumnBlock - 1) / kColumnBlock;
+#pragma omp parallel for if (rows * cols > kParallelElements)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t c0 = blk * kColumnBlock;
+    const int64_t width = std::min(kColumnBlock, cols - c0);
+    double acc[kColumnBlock] = {};
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = g + r * cols + c0;
+#pragma omp simd
+      for (int64_t j = 0; j < width; ++j) acc[j] += row[j];
+    }
+    for (int64_t j = 0; j < width; ++j) out[c0 + j] = static_cast<float>(acc[j]);
+  }
+}
+
+}  // namespace
+
+void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t rows,
+                    Tensor& out) {
+  checks::cpu_f32("linear", x, "x");
+  const int64_t in = weight.size(1);
+  const int64_t n = weight.size(0);
+  float* y = out.data<float>();
+  if (bias.defined()) {
+    // Broadcast the bias into every row, then let the GEMM add onto it (beta = 1).
+    const float* b = bias.data<float>();
+#pragma omp parallel for if (rows * n > kParallelElements)
+    for (int64_t r = 0; r < rows; ++r) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[r * n + j] = b[j];
+    }
+  }
+  // y [rows, n] = x [rows, in] * weight^T, weight read as [n, in] with the transpose flag.
+  sgemm(false, true, rows, n, in, x.data<float>(), in, weight.data<float>(), in,
+        bias.defined() ? 1.0f : 0.0f, y, n);
+}
+
+void linear_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, int64_t rows,
+                     Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias) {
+  checks::cpu_f32("linear backward", grad, "grad");
+  const float* g = grad.data<float>();
+  const int64_t n = grad.size(-1);
+  if (grad_x.defined()) {
+    const int64_t in = weight.size(1);
+    // grad_x [rows, in] = grad [rows, n] * weight [n, in].
+    sgemm(false, false, rows, in, n, g, n, weight.data<float>(), in, 0.0f, grad_x.data<float>(),
+          in);
+  }
+  if (grad_weight.defined()) {
+    const int64_t in = x.size(-1);
+    // grad_weight [n, in] = grad^T [n, rows] * x [rows, in]; grad read transposed in place.
+    sgemm(true, false, n, in, rows, g, n, x.data<float>(), in, 0.0f, grad_weight.data<float>(), in);
+  }
+  if (grad_bias.defined()) column_sums(g, rows, n, grad_bias.data<float>());
+}
+
+}  // namespace nuri::cpu

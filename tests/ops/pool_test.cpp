@@ -1,0 +1,139 @@
+// Suites for avg_pool1d and avg_pool2d: overlapping windows (stride < kernel), gaps
+// (stride > kernel) and tilings (stride == kernel).
+#include <array>
+
+#include "kernels/ops/pool.h"
+#include "tests/ops/harness.h"
+
+namespace nuri::test {
+namespace {
+
+// Mean of each window of x [planes..., h, w]; `is_1d` drops the height from the result's shape.
+Ref pool_ref(const Ref& x, int64_t h, int64_t w, std::array<int64_t, 2> kernel,
+             std::array<int64_t, 2> stride, bool is_1d) {
+  const int64_t oh_n = (h - kernel[0]) / stride[0] + 1;
+  const int64_t ow_n = (w - kernel[1]) / stride[1] + 1;
+  const int64_t planes = x.numel() / (h * w);
+  Shape shape(x.shape.begin(), x.shape.end() - (is_1d ? 1 : 2));
+  if (!is_1d) shape.push_back(oh_n);
+  shape.push_back(ow_n);
+  Ref out(shape);
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t i = 0; i < oh_n; ++i)
+      for (int64_t j = 0; j < ow_n; ++j) {
+        double total = 0;
+        for (int64_t r = 0; r < kernel[0]; ++r)
+          for (int64_t q = 0; q < kernel[1]; ++q)
+            total += x[(p * h + i * stride[0] + r) * w + j * stride[1] + q];
+        out[(p * oh_n + i) * ow_n + j] = total / static_cast<double>(kernel[0] * kernel[1]);
+      }
+  return out;
+}
+
+OpCase pool_case(const Shape& x_shape, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
+                 CaseRng& rng) {
+  const bool is_1d = x_shape.size() == 3;
+  const int64_t h = is_1d ? 1 : x_shape[2], w = x_shape.back();
+  OpCase c;
+  c.label = "x" + shape_str(x_shape) + " kernel " + shape_str({kernel[0], kernel[1]}) + " stride " +
+            shape_str({stride[0], stride[1]});
+  c.inputs = {rng.normal(x_shape)};
+  c.grad_inputs = {0};
+  c.run = [is_1d, kernel, stride](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{is_1d ? avg_pool1d(in[0], kernel[1], stride[1])
+                                     : avg_pool2d(in[0], kernel, stride)};
+  };
+  c.reference = [h, w, kernel, stride, is_1d](const std::vector<Ref>& in) {
+    return std::vector<Ref>{pool_ref(in[0], h, w, kernel, stride, is_1d)};
+  };
+  return c;
+}
+
+NURI_OP_SUITE(OpSuite{
+    "avg_pool1d",
+    [](CaseRng& rng) {
+      std::vector<OpCase> cases;
+      for (int k = 0; k < 8; ++k) {
+        const int64_t length = rng.dim(13);
+        const int64_t kernel = rng.uniform_int(1, std::min<int64_t>(length, 5));
+        cases.push_back(pool_case({rng.dim(3), rng.dim(4), length}, {1, kernel},
+                                  {1, rng.uniform_int(1, 4)}, rng));
+      }
+      cases.push_back(pool_case({2, 3, 11}, {1, 4}, {1, 1}, rng));  // heavy overlap
+      cases.push_back(pool_case({1, 2, 12}, {1, 3}, {1, 3}, rng));  // tiling
+      cases.push_back(pool_case({2, 1, 13}, {1, 2}, {1, 4}, rng));  // gaps and a remainder
+      return cases;
+    },
+    [] {
+      return std::vector<Malformed>{
+          {"kernel longer than the input",
+           [] {
+             avg_pool1d(Tensor::zeros({1, 2, 3}), 4, 1);
+           },
+           "kernel 4 along length is larger than the input extent 3"},
+          {"zero stride",
+           [] {
+             avg_pool1d(Tensor::zeros({1, 2, 6}), 2, 0);
+           },
+           "stride 0 along length must be positive"},
+          {"zero kernel",
+           [] {
+             avg_pool1d(Tensor::zeros({1, 2, 6}), 0, 1);
+           },
+           "kernel 0 along length must be positive"},
+          {"x of rank 2",
+           [] {
+             avg_pool1d(Tensor::zeros({2, 6}), 2, 2);
+           },
+           "x must have 3 dimensions"},
+          {"integer x",
+           [] {
+             avg_pool1d(Tensor::zeros({1, 2, 6}, DType::i64), 2, 2);
+           },
+           "x must be floating"},
+      };
+    }});
+
+NURI_OP_SUITE(OpSuite{
+    "avg_pool2d",
+    [](CaseRng& rng) {
+      std::vector<OpCase> cases;
+      for (int k = 0; k < 8; ++k) {
+        const int64_t h = rng.dim(7), w = rng.dim(8);
+        const std::array<int64_t, 2> kernel = {rng.uniform_int(1, std::min<int64_t>(h, 3)),
+                                               rng.uniform_int(1, std::min<int64_t>(w, 4))};
+        const std::array<int64_t, 2> stride = {rng.uniform_int(1, 3), rng.uniform_int(1, 3)};
+        cases.push_back(pool_case({rng.dim(2), rng.dim(3), h, w}, kernel, stride, rng));
+      }
+      cases.push_back(pool_case({2, 2, 7, 9}, {3, 3}, {1, 2}, rng));  // overlap on both axes
+      cases.push_back(pool_case({1, 3, 8, 6}, {2, 3}, {2, 3}, rng));  // tiling
+      cases.push_back(pool_case({1, 1, 9, 7}, {2, 1}, {3, 2}, rng));  // gaps
+      return cases;
+    },
+    [] {
+      return std::vector<Malformed>{
+          {"kernel taller than the input",
+           [] {
+             avg_pool2d(Tensor::zeros({1, 1, 2, 8}), {3, 3}, {1, 1});
+           },
+           "kernel 3 along height is larger than the input extent 2"},
+          {"negative stride",
+           [] {
+             avg_pool2d(Tensor::zeros({1, 1, 8, 8}), {2, 2}, {2, -1});
+           },
+           "stride -1 along width must be positive"},
+          {"x of rank 3",
+           [] {
+             avg_pool2d(Tensor::zeros({1, 8, 8}), {2, 2}, {2, 2});
+           },
+           "x must have 4 dimensions"},
+          {"undefined x",
+           [] {
+             avg_pool2d(Tensor(), {2, 2}, {2, 2});
+           },
+           "x is undefined"},
+      };
+    }});
+
+}  // namespace
+}  // namespace nuri::test
