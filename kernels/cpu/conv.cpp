@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <utility>
 
+#include "kernels/cpu/blas.h"
 #include "kernels/ops/checks.h"
 #include "kernels/ops/conv.h"
-#include "kernels/ops/matmul.h"
 
 namespace nuri::cpu {
 namespace {

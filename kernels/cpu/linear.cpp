@@ -2,9 +2,9 @@
 // transposes are sgemm flags, never copies), plus the bias broadcast and its column sums.
 #include <algorithm>
 
+#include "kernels/cpu/blas.h"
 #include "kernels/ops/checks.h"
 #include "kernels/ops/linear.h"
-#include "kernels/ops/matmul.h"
 
 namespace nuri::cpu {
 namespace {

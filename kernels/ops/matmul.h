@@ -27,12 +27,4 @@ NURI_KERNEL(matmul_forward, (const Tensor& a, const Tensor& b, const MatmulShape
 NURI_KERNEL(matmul_backward, (const Tensor& grad, const Tensor& a, const Tensor& b,
                               const MatmulShape& s, Tensor& grad_a, Tensor& grad_b))
 
-namespace cpu {
-// Row-major C [m, n] = op(A) op(B) + beta C through OpenBLAS, op(A) being [m, k] and op(B)
-// [k, n]; lda, ldb and ldc are row strides, so operands are read in place. The sgemm that the
-// CPU kernels of linear, matmul and conv share; it also handles empty extents.
-void sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
-           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
-}  // namespace cpu
-
 }  // namespace nuri
