@@ -121,8 +121,9 @@ def main():
         other = peer.get(name)
         ratio = value / other if other else None
         table.append({"name": name, "metric": metric, "nuri": value, "pytorch": other, "ratio": ratio})
-        print(f"{name:44} {metric:10} {value:12.2f} "
-              f"{(f'{other:12.2f}' if other else '-':>12)} {(f'{ratio:13.2f}' if ratio else '-':>13)}")
+        other_text = f"{other:.2f}" if other else "-"
+        ratio_text = f"{ratio:.2f}" if ratio else "-"
+        print(f"{name:44} {metric:10} {value:12.2f} {other_text:>12} {ratio_text:>13}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
             {"threads": args.threads, "blas": blas, "rows": table}, indent=2) + "\n")

@@ -92,4 +92,24 @@ inline float f16_to_float(f16_t value) {
   return out;
 }
 
+// Calls fn with a null pointer of the C++ element type of `dtype` (float*, bf16_t*, ...), so that
+// a generic lambda can recover the type: visit_dtype(t.dtype(), [&](auto* tag) { ... }).
+template <class Fn>
+void visit_dtype(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::f32:
+      return fn(static_cast<float*>(nullptr));
+    case DType::bf16:
+      return fn(static_cast<bf16_t*>(nullptr));
+    case DType::f16:
+      return fn(static_cast<f16_t*>(nullptr));
+    case DType::i32:
+      return fn(static_cast<int32_t*>(nullptr));
+    case DType::i64:
+      return fn(static_cast<int64_t*>(nullptr));
+    case DType::u8:
+      return fn(static_cast<uint8_t*>(nullptr));
+  }
+}
+
 }  // namespace nuri

@@ -38,33 +38,14 @@ T store(double value) {
   }
 }
 
-// Calls fn with a typed null pointer for dtype, to recover the C++ element type.
-template <class Fn>
-void with_type(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::f32:
-      return fn(static_cast<float*>(nullptr));
-    case DType::bf16:
-      return fn(static_cast<bf16_t*>(nullptr));
-    case DType::f16:
-      return fn(static_cast<f16_t*>(nullptr));
-    case DType::i32:
-      return fn(static_cast<int32_t*>(nullptr));
-    case DType::i64:
-      return fn(static_cast<int64_t*>(nullptr));
-    case DType::u8:
-      return fn(static_cast<uint8_t*>(nullptr));
-  }
-}
-
 }  // namespace
 
 void cast_elements(const Tensor& src, Tensor& dst) {
   NURI_CHECK(src.numel() == dst.numel(), "cast: ", src.numel(), " elements into ", dst.numel());
   const int64_t n = src.numel();
-  with_type(src.dtype(), [&](auto* src_tag) {
+  visit_dtype(src.dtype(), [&](auto* src_tag) {
     using Src = std::remove_pointer_t<decltype(src_tag)>;
-    with_type(dst.dtype(), [&](auto* dst_tag) {
+    visit_dtype(dst.dtype(), [&](auto* dst_tag) {
       using Dst = std::remove_pointer_t<decltype(dst_tag)>;
       const Src* in = src.data<Src>();
       Dst* out = dst.data<Dst>();
@@ -80,7 +61,7 @@ void cast_elements(const Tensor& src, Tensor& dst) {
 
 void fill_elements(Tensor& dst, double value) {
   const int64_t n = dst.numel();
-  with_type(dst.dtype(), [&](auto* tag) {
+  visit_dtype(dst.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T element = store<T>(value);
     T* out = dst.data<T>();

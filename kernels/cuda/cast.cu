@@ -51,24 +51,6 @@ __global__ void fill_kernel(T* out, T value, int64_t n) {
   }
 }
 
-template <class Fn>
-void with_type(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::f32:
-      return fn(static_cast<float*>(nullptr));
-    case DType::bf16:
-      return fn(static_cast<bf16_t*>(nullptr));
-    case DType::f16:
-      return fn(static_cast<f16_t*>(nullptr));
-    case DType::i32:
-      return fn(static_cast<int32_t*>(nullptr));
-    case DType::i64:
-      return fn(static_cast<int64_t*>(nullptr));
-    case DType::u8:
-      return fn(static_cast<uint8_t*>(nullptr));
-  }
-}
-
 template <class T>
 T host_store(double value) {
   if constexpr (std::is_same_v<T, bf16_t>) {
@@ -86,9 +68,9 @@ void cast_elements(const Tensor& src, Tensor& dst) {
   const int64_t n = src.numel();
   if (n == 0) return;
   NURI_CUDA_CHECK(cudaSetDevice(src.device().index));
-  with_type(src.dtype(), [&](auto* src_tag) {
+  visit_dtype(src.dtype(), [&](auto* src_tag) {
     using Src = std::remove_pointer_t<decltype(src_tag)>;
-    with_type(dst.dtype(), [&](auto* dst_tag) {
+    visit_dtype(dst.dtype(), [&](auto* dst_tag) {
       using Dst = std::remove_pointer_t<decltype(dst_tag)>;
       cast_kernel<<<grid_for(n, 256), 256>>>(static_cast<const Src*>(src.raw_data()),
                                              static_cast<Dst*>(dst.raw_data()), n);
@@ -101,7 +83,7 @@ void fill_elements(Tensor& dst, double value) {
   const int64_t n = dst.numel();
   if (n == 0) return;
   NURI_CUDA_CHECK(cudaSetDevice(dst.device().index));
-  with_type(dst.dtype(), [&](auto* tag) {
+  visit_dtype(dst.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     fill_kernel<<<grid_for(n, 256), 256>>>(static_cast<T*>(dst.raw_data()), host_store<T>(value),
                                            n);
