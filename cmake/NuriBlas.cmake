@@ -18,3 +18,7 @@ target_include_directories(nuri_blas INTERFACE ${NURI_CBLAS_INCLUDE_DIR})
 target_link_libraries(nuri_blas INTERFACE ${NURI_OPENBLAS_LIBRARY})
 add_library(nuri::blas ALIAS nuri_blas)
 message(STATUS "nuri: OpenBLAS ${NURI_OPENBLAS_LIBRARY}")
+if(NURI_OPENBLAS_LIBRARY MATCHES "pthread")
+  message(WARNING "nuri: this OpenBLAS is the pthreads build; kernels that call sgemm from OpenMP "
+                  "threads will oversubscribe the cores. Install libopenblas-openmp-dev.")
+endif()

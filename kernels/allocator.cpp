@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <cstdlib>
 
 #include "kernels/error.h"
@@ -49,6 +50,7 @@ MemoryCounters& cuda_memory(int index) {
 
 namespace {
 size_t round_up(size_t bytes, size_t multiple) {
+  NURI_CHECK(bytes <= SIZE_MAX - multiple, "cannot allocate ", bytes, " bytes");
   return (bytes + multiple - 1) / multiple * multiple;
 }
 }  // namespace
@@ -68,8 +70,9 @@ void* device_alloc(Device device, size_t bytes) {
     return ptr;
   }
 #ifdef NURI_WITH_CUDA
+  MemoryCounters& counters = cuda_memory(device.index);  // checks the index before allocating
   void* ptr = cuda::malloc_device(device.index, bytes == 0 ? 1 : bytes);
-  cuda_memory(device.index).on_alloc(bytes);
+  counters.on_alloc(bytes);
   return ptr;
 #else
   fail("cannot allocate on ", device, ": this build has no CUDA backend");

@@ -18,14 +18,13 @@ namespace {
 // Adds `grad` into a slot. Accumulation is out of place, so a gradient that aliases another
 // (add hands the same tensor to both inputs) is never modified; a leaf keeps a buffer of its own
 // so that optimizers may update its gradient in place.
-void accumulate(GradSlot& slot, Tensor& grad) {
+void accumulate(GradSlot& slot, const Shape& shape, DType dtype, Tensor& grad) {
   NoGradScope no_grad;
+  NURI_CHECK(grad.shape() == shape && grad.dtype() == dtype, "autograd: gradient ", grad,
+             " for a tensor of ", dtype_name(dtype), shape_str(shape));
   if (!slot.grad.defined()) {
     slot.grad = (slot.is_leaf && !grad.is_sole_owner()) ? grad.clone() : grad.detach();
   } else {
-    NURI_CHECK(slot.grad.shape() == grad.shape(), "autograd: gradient of shape ",
-               shape_str(grad.shape()), " accumulated into one of shape ",
-               shape_str(slot.grad.shape()));
     slot.grad = add(slot.grad, grad);
   }
 }
@@ -57,7 +56,9 @@ void Tape::backward(const std::vector<Tensor>& outputs, const std::vector<Tensor
                " has shape ", shape_str(grad_outputs[i].shape()), ", output has ",
                shape_str(outputs[i].shape()));
     Tensor seed = grad_outputs[i];
-    accumulate(*outputs[i].grad_slot(), seed);
+    NURI_CHECK(seed.device() == outputs[i].device(), "backward: gradient ", i, " is on ",
+               seed.device(), ", output on ", outputs[i].device());
+    accumulate(*outputs[i].grad_slot(), outputs[i].shape(), outputs[i].dtype(), seed);
   }
   NoGradScope no_grad;
   for (auto node = nodes_.rbegin(); node != nodes_.rend(); ++node) {
@@ -85,7 +86,10 @@ void Tape::backward(const std::vector<Tensor>& outputs, const std::vector<Tensor
       release(*node);
       for (size_t i = 0; i < input_grads.size(); ++i) {
         if (node->inputs[i] && input_grads[i].defined()) {
-          accumulate(*node->inputs[i], input_grads[i]);
+          NURI_CHECK(input_grads[i].device() == node->device, "autograd: backward of ", node->op,
+                     " returned a gradient on ", input_grads[i].device());
+          accumulate(*node->inputs[i], node->input_shapes[i], node->input_dtypes[i],
+                     input_grads[i]);
           input_grads[i] = Tensor();
         }
       }
@@ -105,7 +109,10 @@ void record(std::string op, const std::vector<Tensor>& inputs, const std::vector
   node.op = std::move(op);
   node.backward = std::move(backward);
   for (const Tensor& input : inputs) {
-    node.inputs.push_back(input.defined() ? input.grad_slot() : nullptr);
+    const bool defined = input.defined();
+    node.inputs.push_back(defined ? input.grad_slot() : nullptr);
+    node.input_shapes.push_back(defined ? input.shape() : Shape{});
+    node.input_dtypes.push_back(defined ? input.dtype() : DType::f32);
   }
   for (Tensor* output : outputs) {
     auto slot = std::make_shared<GradSlot>();

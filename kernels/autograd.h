@@ -25,6 +25,8 @@ using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& 
 struct TapeNode {
   std::string op;
   std::vector<std::shared_ptr<GradSlot>> inputs;  // null where the input needs no gradient
+  std::vector<Shape> input_shapes;                // what each input's gradient must match
+  std::vector<DType> input_dtypes;
   std::vector<std::shared_ptr<GradSlot>> outputs;
   std::vector<Shape> output_shapes;  // to zero-fill outputs that got no gradient
   std::vector<DType> output_dtypes;

@@ -1,10 +1,14 @@
 // Element types and the conversions between them.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string_view>
+#include <type_traits>
 
 namespace nuri {
 
@@ -56,7 +60,8 @@ inline f16_t float_to_f16(float value) {
   if (abs < 0x38800000u) {  // result is subnormal or zero: scale into the subnormal range
     if (abs < 0x33000000u) return f16_t{static_cast<uint16_t>(sign)};
     const uint32_t mantissa = (abs & 0x7fffffu) | 0x800000u;
-    const int shift = 126 - static_cast<int>(abs >> 23);  // 14 + (127 - 15) - exponent + 1
+    // mantissa * 2^(e - 150) in units of 2^-24 (the smallest subnormal) is mantissa * 2^(e - 126).
+    const int shift = 126 - static_cast<int>(abs >> 23);
     uint32_t half = mantissa >> shift;
     const uint32_t rest = mantissa & ((1u << shift) - 1);
     const uint32_t halfway = 1u << (shift - 1);
@@ -90,6 +95,43 @@ inline float f16_to_float(f16_t value) {
   float out;
   std::memcpy(&out, &bits, 4);
   return out;
+}
+
+// The largest double that converts to the integer type T without overflow: T's maximum, or the
+// double just below 2^63 for i64 (2^63 - 1 itself rounds up to 2^63 as a double).
+template <class T>
+constexpr double integer_max_as_double() {
+  return std::is_same_v<T, int64_t> ? 9223372036854774784.0
+                                    : static_cast<double>(std::numeric_limits<T>::max());
+}
+
+// An element of any dtype as double.
+template <class T>
+double element_to_double(T value) {
+  if constexpr (std::is_same_v<T, bf16_t>) {
+    return bf16_to_float(value);
+  } else if constexpr (std::is_same_v<T, f16_t>) {
+    return f16_to_float(value);
+  } else {
+    return static_cast<double>(value);
+  }
+}
+
+// A double converted to an element of T the way every nuri cast converts: floating types round
+// to nearest even; integers truncate toward zero and saturate, and NaN becomes 0.
+template <class T>
+T element_from_double(double value) {
+  if constexpr (std::is_same_v<T, bf16_t>) {
+    return float_to_bf16(static_cast<float>(value));
+  } else if constexpr (std::is_same_v<T, f16_t>) {
+    return float_to_f16(static_cast<float>(value));
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return static_cast<T>(value);
+  } else {
+    if (std::isnan(value)) return T{0};
+    const double lo = static_cast<double>(std::numeric_limits<T>::lowest());
+    return static_cast<T>(std::trunc(std::clamp(value, lo, integer_max_as_double<T>())));
+  }
 }
 
 // Calls fn with a null pointer of the C++ element type of `dtype` (float*, bf16_t*, ...), so that

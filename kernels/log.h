@@ -1,4 +1,4 @@
-// The logger: leveled lines on stderr. It is the one piece of process-wide mutable state.
+// The logger: leveled lines on stderr, shared by the whole process (like the allocator counters).
 #pragma once
 
 #include <string>

@@ -498,12 +498,12 @@ void save_safetensors(const std::string& path,
   std::filesystem::path directory = std::filesystem::path(path).parent_path();
   if (directory.empty()) directory = ".";
   const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  NURI_CHECK(dir_fd >= 0, path, ": opening directory ", directory.string(),
+  NURI_CHECK(dir_fd >= 0, path, ": written, but opening directory ", directory.string(),
              " to sync it failed: ", std::strerror(errno));
   const int sync_error = ::fsync(dir_fd) == 0 ? 0 : errno;
   ::close(dir_fd);
   // EINVAL: the file system cannot sync directories, so there is nothing more to wait for.
-  NURI_CHECK(sync_error == 0 || sync_error == EINVAL, path, ": syncing directory ",
+  NURI_CHECK(sync_error == 0 || sync_error == EINVAL, path, ": written, but syncing directory ",
              directory.string(), " failed: ", std::strerror(sync_error));
 }
 

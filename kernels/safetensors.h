@@ -66,8 +66,10 @@ class SafetensorsFile {
 // Writes `tensors` (from any device) and `metadata` to `path` atomically: the data goes to a
 // temporary file in the same directory, which is synced and renamed over `path`, and the
 // directory is synced. Data is ordered by dtype size, largest first (keeping the given order
-// among equal sizes), so that every tensor is aligned for its dtype once mapped. On failure the
-// temporary file is removed, `path` is untouched and the nuri::Error message starts with `path`.
+// among equal sizes), so that every tensor is aligned for its dtype once mapped. Every error is
+// a nuri::Error whose message starts with `path`. A failure before the rename removes the
+// temporary file and leaves `path` untouched; a failure to sync the directory after it says
+// "written, but": the new file is complete in place, though a crash could still undo the rename.
 void save_safetensors(const std::string& path,
                       const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});

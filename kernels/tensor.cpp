@@ -23,6 +23,15 @@ int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
+size_t shape_nbytes(const Shape& shape, DType dtype) {
+  size_t bytes = 0;
+  NURI_CHECK(
+      !__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape)), dtype_size(dtype), &bytes),
+      "shape ", shape_str(shape), " of ", dtype_name(dtype),
+      " needs more bytes than fit in memory");
+  return bytes;
+}
+
 std::string shape_str(const Shape& shape) {
   std::string out = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -53,9 +62,8 @@ const Tensor::Impl& Tensor::impl() const {
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
   auto impl = std::make_shared<Impl>();
-  impl->storage = Storage::allocate(device, bytes);
+  impl->storage = Storage::allocate(device, shape_nbytes(shape, dtype));
   impl->shape = shape;
   impl->dtype = dtype;
   return Tensor(std::move(impl));
@@ -77,7 +85,7 @@ Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device
 
 Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, size_t offset_bytes,
                             const Shape& shape, DType dtype) {
-  const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  const size_t bytes = shape_nbytes(shape, dtype);
   NURI_CHECK(storage != nullptr, "from_storage: null storage");
   NURI_CHECK(offset_bytes <= storage->bytes() && bytes <= storage->bytes() - offset_bytes,
              "from_storage: ", bytes, " bytes at offset ", offset_bytes,
@@ -132,7 +140,8 @@ Tensor Tensor::view(const Shape& new_shape) const {
       infer = static_cast<int>(i);
     } else {
       NURI_CHECK(resolved[i] >= 0, "view ", shape_str(new_shape), ": negative extent");
-      known *= resolved[i];
+      NURI_CHECK(!__builtin_mul_overflow(known, resolved[i], &known), "view ", shape_str(new_shape),
+                 " has too many elements");
     }
   }
   if (infer >= 0) {
@@ -164,7 +173,7 @@ Tensor Tensor::outer_slice(int64_t begin, int64_t end) const {
 }
 
 Tensor Tensor::detach() const {
-  auto impl = std::make_shared<Impl>(*impl_);
+  auto impl = std::make_shared<Impl>(this->impl());
   impl->grad_slot.reset();
   return Tensor(std::move(impl));
 }
@@ -236,8 +245,10 @@ Tensor Tensor::grad() const {
 
 void Tensor::set_grad(const Tensor& grad) {
   NURI_CHECK(requires_grad(), "set_grad on a tensor that does not require grad");
-  NURI_CHECK(!grad.defined() || grad.shape() == shape(), "set_grad: gradient shape ",
-             shape_str(grad.shape()), " differs from tensor shape ", shape_str(shape()));
+  if (grad.defined()) {
+    NURI_CHECK(grad.shape() == shape() && grad.dtype() == dtype() && grad.device() == device(),
+               "set_grad: gradient ", grad, " does not match tensor ", *this);
+  }
   impl_->grad_slot->grad = grad;
 }
 

@@ -21,6 +21,8 @@ using Shape = std::vector<int64_t>;
 
 // Product of the extents (1 for a scalar); throws nuri::Error on a negative extent or overflow.
 int64_t shape_numel(const Shape& shape);
+// Bytes that shape_numel(shape) elements of dtype take; throws nuri::Error on overflow.
+size_t shape_nbytes(const Shape& shape, DType dtype);
 // "[2, 3, 4]".
 std::string shape_str(const Shape& shape);
 
@@ -112,7 +114,7 @@ class Tensor {
   int64_t numel() const;
   DType dtype() const;
   Device device() const;
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype()); }
+  size_t nbytes() const { return shape_nbytes(shape(), dtype()); }
   size_t offset_bytes() const;
   const std::shared_ptr<Storage>& storage() const;
 

@@ -2,14 +2,13 @@
 // cpu::fast_exp and the normal CDF is a vectorisable approximation (see normal_cdf).
 #include <cmath>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/ops/activation.h"
 #include "kernels/ops/checks.h"
 
 namespace nuri::cpu {
 namespace {
-
-constexpr int64_t kParallelElements = 1 << 15;
 
 inline float sigmoid(float x) {
   return 1.0f / (1.0f + fast_exp(-x));

@@ -1,6 +1,7 @@
 // CPU AdamW update (f32 weights and states), one fused pass over the four arrays.
 #include <cmath>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/ops/adamw.h"
 #include "kernels/ops/checks.h"
 
@@ -19,7 +20,7 @@ void adamw_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& ex
   const float beta1 = options.beta1, beta2 = options.beta2, eps = options.eps;
   const float step_size = static_cast<float>(options.lr / bias_correction1);
   const float sqrt_bc2 = static_cast<float>(std::sqrt(bias_correction2));
-#pragma omp parallel for simd if (n > (1 << 15))
+#pragma omp parallel for simd if (n > kParallelElements)
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i];
     const float mi = beta1 * m[i] + (1.0f - beta1) * gi;

@@ -5,13 +5,13 @@
 #include <utility>
 
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/ops/checks.h"
 #include "kernels/ops/conv.h"
 
 namespace nuri::cpu {
 namespace {
 
-constexpr int64_t kParallelElements = 1 << 15;
 // Scratch per chunk of images (columns plus one output-sized block): 64 MiB of floats.
 constexpr int64_t kScratchFloats = int64_t{1} << 24;
 

@@ -1,12 +1,10 @@
 // CPU element-wise kernels (f32).
 #include "kernels/ops/elementwise.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/ops/checks.h"
 
 namespace nuri::cpu {
 namespace {
-
-// Parallelise only when a loop is long enough to pay for waking the threads.
-constexpr int64_t kParallelElements = 1 << 15;
 
 // Applies out[i] = fn(a[i], b[i mod nb]) row by row so that the inner loop vectorises.
 template <class Fn>

@@ -3,13 +3,13 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/ops/checks.h"
 #include "kernels/ops/embedding.h"
 
 namespace nuri::cpu {
 namespace {
 
-constexpr int64_t kParallelElements = 1 << 15;
 constexpr int64_t kColumnBlock = 256;  // columns of one row summed per backward task
 
 template <class Id>

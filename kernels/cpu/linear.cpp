@@ -1,36 +1,12 @@
 // CPU kernels of linear: three GEMMs through OpenBLAS that read the operands in place (the
 // transposes are sgemm flags, never copies), plus the bias broadcast and its column sums.
-#include <algorithm>
-
-#include "kernels/cpu/blas.h"
-#include "kernels/ops/checks.h"
 #include "kernels/ops/linear.h"
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/ops/checks.h"
+#include "kernels/ops/reduce.h"
 
 namespace nuri::cpu {
-namespace {
-
-constexpr int64_t kParallelElements = 1 << 15;
-constexpr int64_t kColumnBlock = 64;  // columns summed per task of the bias gradient
-
-// Column sums of g [rows, cols] into out, accumulated in double. Tasks own disjoint column
-// blocks and add rows in order, so the result does not depend on the thread count.
-void column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
-  const int64_t blocks = (cols + kColumnBlock - 1) / kColumnBlock;
-#pragma omp parallel for if (rows * cols > kParallelElements)
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t c0 = blk * kColumnBlock;
-    const int64_t width = std::min(kColumnBlock, cols - c0);
-    double acc[kColumnBlock] = {};
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* row = g + r * cols + c0;
-#pragma omp simd
-      for (int64_t j = 0; j < width; ++j) acc[j] += row[j];
-    }
-    for (int64_t j = 0; j < width; ++j) out[c0 + j] = static_cast<float>(acc[j]);
-  }
-}
-
-}  // namespace
 
 void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t rows,
                     Tensor& out) {
@@ -68,7 +44,8 @@ void linear_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, 
     // grad_weight [n, in] = grad^T [n, rows] * x [rows, in]; grad read transposed in place.
     sgemm(true, false, n, in, rows, g, n, x.data<float>(), in, 0.0f, grad_weight.data<float>(), in);
   }
-  if (grad_bias.defined()) column_sums(g, rows, n, grad_bias.data<float>());
+  // grad_bias [n] = column sums of grad [rows, n], thread-count independent.
+  if (grad_bias.defined()) reduce_sum_forward(grad, 1, rows, n, 1.0f, grad_bias);
 }
 
 }  // namespace nuri::cpu

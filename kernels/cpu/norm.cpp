@@ -5,13 +5,13 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/ops/checks.h"
 #include "kernels/ops/norm.h"
 
 namespace nuri::cpu {
 namespace {
 
-constexpr int64_t kParallelElements = 1 << 15;
 // The parameter-gradient reduction splits the rows into at most this many chunks. The split
 // depends only on the row count, and the chunks' partial sums are added in chunk order.
 constexpr int64_t kMaxChunks = 64;

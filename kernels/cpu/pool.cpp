@@ -2,13 +2,12 @@
 // columns and vectorise.
 #include <algorithm>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/ops/checks.h"
 #include "kernels/ops/pool.h"
 
 namespace nuri::cpu {
-namespace {
-constexpr int64_t kParallelElements = 1 << 15;
-}  // namespace
+namespace {}  // namespace
 
 void avg_pool_forward(const Tensor& x, const PoolShape& s, Tensor& out) {
   checks::cpu_f32("avg_pool", x, "x");

@@ -4,13 +4,12 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/ops/checks.h"
 #include "kernels/ops/rope.h"
 
 namespace nuri::cpu {
 namespace {
-
-constexpr int64_t kParallelElements = 1 << 15;
 
 // out = x rotated by direction * angle (direction +1 forward, -1 backward).
 void rotate(const char* op, const Tensor& x, const Tensor& positions,

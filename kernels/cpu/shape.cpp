@@ -1,6 +1,7 @@
-// CPU kernels for the shape ops: block copies and a blocked transpose, for every dtype.
+// CPU kernels for the shape ops: block copies and a transpose of two dimensions, for every dtype.
 #include <cstring>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/ops/shape.h"
 
 namespace nuri::cpu {
@@ -10,7 +11,7 @@ namespace {
 template <class T>
 void transpose_typed(const T* in, T* out, int64_t outer, int64_t n0, int64_t middle, int64_t n1,
                      int64_t inner) {
-#pragma omp parallel for collapse(2) if (outer * n0 * middle * n1 * inner > (1 << 15))
+#pragma omp parallel for collapse(2) if (outer * n0 * middle * n1 * inner > kParallelElements)
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t j = 0; j < n1; ++j) {
       for (int64_t m = 0; m < middle; ++m) {

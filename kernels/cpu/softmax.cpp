@@ -2,16 +2,13 @@
 #include <algorithm>
 #include <limits>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/ops/checks.h"
 #include "kernels/ops/softmax.h"
 
 namespace nuri::cpu {
-namespace {
-
-constexpr int64_t kParallelElements = 1 << 15;
-
-}  // namespace
+namespace {}  // namespace
 
 void softmax_forward(const Tensor& x, Tensor& y) {
   checks::cpu_f32("softmax", x, "x");

@@ -30,8 +30,7 @@ __device__ T store(double value) {
   } else {
     if (isnan(value)) return T{0};
     const double lo = static_cast<double>(std::numeric_limits<T>::lowest());
-    const double hi = static_cast<double>(std::numeric_limits<T>::max());
-    return static_cast<T>(trunc(fmin(fmax(value, lo), hi)));
+    return static_cast<T>(trunc(fmin(fmax(value, lo), integer_max_as_double<T>())));
   }
 }
 
@@ -51,20 +50,11 @@ __global__ void fill_kernel(T* out, T value, int64_t n) {
   }
 }
 
-template <class T>
-T host_store(double value) {
-  if constexpr (std::is_same_v<T, bf16_t>) {
-    return float_to_bf16(static_cast<float>(value));
-  } else if constexpr (std::is_same_v<T, f16_t>) {
-    return float_to_f16(static_cast<float>(value));
-  } else {
-    return static_cast<T>(value);
-  }
-}
-
 }  // namespace
 
 void cast_elements(const Tensor& src, Tensor& dst) {
+  NURI_CHECK(src.numel() == dst.numel() && src.device() == dst.device(), "cast: ", src, " into ",
+             dst);
   const int64_t n = src.numel();
   if (n == 0) return;
   NURI_CUDA_CHECK(cudaSetDevice(src.device().index));
@@ -85,8 +75,8 @@ void fill_elements(Tensor& dst, double value) {
   NURI_CUDA_CHECK(cudaSetDevice(dst.device().index));
   visit_dtype(dst.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    fill_kernel<<<grid_for(n, 256), 256>>>(static_cast<T*>(dst.raw_data()), host_store<T>(value),
-                                           n);
+    fill_kernel<<<grid_for(n, 256), 256>>>(static_cast<T*>(dst.raw_data()),
+                                           element_from_double<T>(value), n);
   });
   NURI_CUDA_CHECK_LAUNCH();
 }

@@ -13,7 +13,7 @@ __global__ void uniform_kernel(float* out, int64_t n, uint64_t seed, uint64_t of
        b += int64_t(gridDim.x) * blockDim.x) {
     const philox::Block block = philox::generate(offset + static_cast<uint64_t>(b), seed);
     for (int lane = 0; lane < 4 && 4 * b + lane < n; ++lane) {
-      out[4 * b + lane] = low + range * philox::to_unit(block.v[lane]);
+      out[4 * b + lane] = fmaf(range, philox::to_unit(block.v[lane]), low);
     }
   }
 }

@@ -41,8 +41,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
                          count, lse, loss);
   if (autograd::needed(logits)) {
     autograd::record("cross_entropy", {logits}, {&loss},
-                     [logits = logits.detach(), targets = targets.detach(), lse, ignore_index,
-                      count](const auto& grads, const auto&) {
+                     [logits = logits.detach(),
+                      targets = targets.clone(),  // a copy: the caller may refill its batch buffer
+                      lse, ignore_index, count](const auto& grads, const auto&) {
                        Tensor grad = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
                        NURI_DISPATCH_CPU_ONLY(logits.device(), cross_entropy_backward, grads[0],
                                               logits, targets, lse, ignore_index, count, grad);

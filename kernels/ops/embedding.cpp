@@ -50,7 +50,7 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
   Tensor out = Tensor::empty(out_shape, table.dtype(), table.device());
   NURI_DISPATCH_CPU_ONLY(table.device(), embedding_forward, ids, table, out);
   if (autograd::needed(table)) {
-    const Tensor saved_ids = ids.detach();
+    const Tensor saved_ids = ids.clone();  // a copy: the caller may refill its id buffer
     const Shape table_shape = table.shape();
     autograd::record("embedding", {ids, table}, {&out},
                      [saved_ids, table_shape](const auto& grads, const auto& needs) {

@@ -1,5 +1,7 @@
 #include "kernels/ops/matmul.h"
 
+#include <cstdint>
+
 #include "kernels/autograd.h"
 #include "kernels/ops/checks.h"
 
@@ -30,6 +32,11 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
   NURI_CHECK(b_k == s.k, "matmul: inner dimensions differ: a of shape ", shape_str(a.shape()),
              (transpose_a ? " (transposed)" : ""), " has ", s.k, ", b of shape ",
              shape_str(b.shape()), (transpose_b ? " (transposed)" : ""), " has ", b_k);
+  // BLAS takes 32-bit extents; checked here rather than in the kernel's parallel loop, where an
+  // exception would abort the process.
+  for (int64_t extent : {s.m, s.n, s.k}) {
+    NURI_CHECK(extent <= INT32_MAX, "matmul: extent ", extent, " exceeds the BLAS integer range");
+  }
   Shape out_shape = batch;
   out_shape.push_back(s.m);
   out_shape.push_back(s.n);

@@ -95,8 +95,8 @@ TEST(CudaRandom, MatchesCpuStream) {
     Generator cpu_gen{1234, 17}, gpu_gen{1234, 17};
     Tensor cpu = Tensor::empty({n});
     Tensor gpu = Tensor::empty({n}, DType::f32, Device::cuda(0));
-    uniform_(cpu, cpu_gen, -1.0f, 1.0f);
-    uniform_(gpu, gpu_gen, -1.0f, 1.0f);
+    uniform_(cpu, cpu_gen, -0.3f, 0.7f);  // a range where the rounding of low + range * u shows
+    uniform_(gpu, gpu_gen, -0.3f, 0.7f);
     EXPECT_EQ(cpu.to_vector(), gpu.to_vector()) << "uniform, n=" << n;  // bit-identical
     normal_(cpu, cpu_gen);
     normal_(gpu, gpu_gen);

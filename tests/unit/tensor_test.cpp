@@ -111,6 +111,29 @@ TEST(Dtype, CastBetweenEveryPair) {
       (std::vector<float>{0, 2, 255}));
   EXPECT_EQ(Tensor::from_vector({1e20f}, {1}).to(DType::i32).to(DType::i64).data<int64_t>()[0],
             std::numeric_limits<int32_t>::max());
+  // Every dtype converts directly to every other (not only through f32).
+  for (DType from : {DType::f32, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8}) {
+    for (DType to : {DType::f32, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8}) {
+      const std::vector<float> small = {0, 1, 2, 3, 100, 7};
+      Tensor t = Tensor::from_vector(small, {6}).to(from).to(to);
+      EXPECT_EQ(t.to(DType::f32).to_vector(), small)
+          << dtype_name(from) << " -> " << dtype_name(to);
+    }
+  }
+  // i64 saturates at both ends, infinities included; NaN becomes 0.
+  Tensor extremes = Tensor::from_vector({INFINITY, -INFINITY, 1e30f, NAN}, {4}).to(DType::i64);
+  EXPECT_EQ(extremes.data<int64_t>()[0], std::numeric_limits<int64_t>::max() - 1023);
+  EXPECT_EQ(extremes.data<int64_t>()[1], std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(extremes.data<int64_t>()[2], std::numeric_limits<int64_t>::max() - 1023);
+  EXPECT_EQ(extremes.data<int64_t>()[3], 0);
+  EXPECT_EQ(Tensor::full({1}, 300, DType::u8).data<uint8_t>()[0], 255);
+  EXPECT_EQ(Tensor::full({1}, -5, DType::u8).data<uint8_t>()[0], 0);
+  // bf16 -> f16 keeps what both can hold, and i64 -> bf16 rounds to 8 significant bits.
+  EXPECT_EQ(Tensor::from_vector({0.5f, -3.0f}, {2}).to(DType::bf16).to(DType::f16).to_vector(),
+            (std::vector<float>{0.5f, -3.0f}));
+  Tensor big = Tensor::zeros({1}, DType::i64);
+  big.data<int64_t>()[0] = 257;
+  EXPECT_EQ(big.to(DType::bf16).to_vector(), (std::vector<float>{256}));
   EXPECT_EQ(parse_dtype("bf16"), DType::bf16);
   EXPECT_THROW(parse_dtype("f64"), Error);
 }
