@@ -61,6 +61,14 @@ void Tape::backward(const std::vector<Tensor>& outputs, const std::vector<Tensor
     accumulate(*outputs[i].grad_slot(), outputs[i].shape(), outputs[i].dtype(), seed);
   }
   NoGradScope no_grad;
+  // A backward that throws leaves no half-run graph behind: the tape is cleared either way.
+  struct ClearOnExit {
+    std::vector<TapeNode>& nodes;
+    ~ClearOnExit() {
+      for (TapeNode& node : nodes) release(node);
+      nodes.clear();
+    }
+  } clear_on_exit{nodes_};
   for (auto node = nodes_.rbegin(); node != nodes_.rend(); ++node) {
     std::vector<Tensor> grads(node->outputs.size());
     bool any = false;
@@ -96,7 +104,6 @@ void Tape::backward(const std::vector<Tensor>& outputs, const std::vector<Tensor
     }
     release(*node);
   }
-  nodes_.clear();
 }
 
 namespace autograd {

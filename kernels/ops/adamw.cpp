@@ -28,6 +28,14 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_
   checks::shape(op, grad, "grad", param.shape());
   checks::shape(op, exp_avg, "exp_avg", param.shape());
   checks::shape(op, exp_avg_sq, "exp_avg_sq", param.shape());
+  const Tensor* buffers[] = {&param, &grad, &exp_avg, &exp_avg_sq};
+  const char* names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+  for (int i = 0; i < 4; ++i) {  // the update reads and writes them element by element
+    for (int j = i + 1; j < 4; ++j) {
+      NURI_CHECK(buffers[i]->raw_data() != buffers[j]->raw_data() || param.numel() == 0,
+                 "adamw_step: ", names[i], " and ", names[j], " share memory");
+    }
+  }
   NURI_CHECK(step >= 1, "adamw_step: step ", step, " must be >= 1 (steps count from 1)");
   NURI_CHECK(options.lr >= 0 && std::isfinite(options.lr), "adamw_step: lr ", options.lr,
              " must be finite and >= 0");

@@ -114,6 +114,12 @@ NURI_OP_SUITE(OpSuite{
              adamw_step(p, Tensor(), m, v, {}, 1);
            },
            "adamw_step: grad is undefined"},
+          {"state aliasing the parameter",
+           [] {
+             Tensor p = Tensor::zeros({2}), v = Tensor::zeros({2});
+             adamw_step(p, Tensor::zeros({2}), p, v, {}, 1);
+           },
+           "adamw_step: param and exp_avg share memory"},
       };
     },
     /*differentiable=*/false});

@@ -124,5 +124,21 @@ TEST(Autograd, RejectsBadBackwardCalls) {
   EXPECT_THROW(Tensor::zeros({2}, DType::i32).set_requires_grad(), Error);
 }
 
+TEST(Autograd, AThrowingBackwardLeavesAnEmptyTape) {
+  Tensor w = parameter({1, 2});
+  Tape tape;
+  Tensor out;
+  {
+    TapeScope scope(tape);
+    out = mul(w, w);
+    autograd::record("broken", {out}, {&out}, [](const auto&, const auto&) -> std::vector<Tensor> {
+      fail("broken: backward failed");
+    });
+  }
+  EXPECT_THROW(tape.backward({out}, {Tensor::ones({2})}), Error);
+  EXPECT_EQ(tape.size(), 0u);
+  EXPECT_FALSE(w.grad().defined());
+}
+
 }  // namespace
 }  // namespace nuri
