@@ -1,16 +1,29 @@
 // CPU attention (f32): flash attention. Scores are computed one tile of queries by one tile of
-// keys at a time with cblas_sgemm, straight from the [B, T, H, D] layout (the leading dimension
-// skips the other heads); the forward keeps a running softmax per query row and the backward
-// recomputes the probabilities from the saved log-sum-exp. Tiles that the mask hides entirely are
-// never computed, and no buffer grows with T * T.
-#include <cblas.h>
+// keys at a time with sgemm, straight from the [B, T, H, D] layout (the leading dimension skips
+// the other heads); the forward keeps a running softmax per query row and the backward recomputes
+// the probabilities from the saved log-sum-exp. Tiles that the mask hides entirely are never
+// computed, no buffer grows with T * T, and each thread's scratch is fixed (two score tiles, and
+// a tile of output rows in the forward) whatever the number of threads.
+//
+// The backward runs one of two schedules. When the (batch, kv head) pairs keep the threads busy,
+// a single pass gives each pair to one thread, which writes that kv head's rows of dK and dV and
+// the dQ rows of its query heads. When they would leave many threads idle (few heads, many
+// threads), two passes: the first is parallel over (batch, kv head, key tile) and writes dK and
+// dV, the second is parallel over (batch, query head, query tile) and writes dQ, recomputing the
+// probabilities of each tile pair it needs. Both schedules run the same tile computations in the
+// same order for every output element (dK and dV add the query heads of a group and their query
+// tiles in increasing order, dQ adds the key tiles in increasing order), so the results are
+// bit-identical whichever schedule runs and whatever the number of threads. Neither writes any
+// memory from two threads or keeps partial sums.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/ops/attention.h"
 #include "kernels/ops/checks.h"
@@ -74,23 +87,41 @@ struct Geometry {
     }
   }
 
+  // Start of the first query tile with a row that sees key j. A (query tile, key tile) pair is
+  // computed when first_tile_row(j0) <= i0; both backward schedules use this one test.
+  int64_t first_tile_row(int64_t j) const { return first_row(j) / kQueryTile * kQueryTile; }
+
+  // Offset of row i of query head h in batch b in q, grad_out and grad_q.
+  int64_t q_offset(int64_t b, int64_t h, int64_t i) const { return ((b * tq + i) * hq + h) * dim; }
+  // Offset of key j of kv head kvh in batch b in k, v, grad_k and grad_v.
+  int64_t kv_offset(int64_t b, int64_t kvh, int64_t j) const {
+    return ((b * tk + j) * hkv + kvh) * dim;
+  }
+
   // Keys of the tile [j0, j0 + cols) that row i sees: a prefix of the tile.
   int64_t visible_in_tile(int64_t i, int64_t j0, int64_t cols) const {
     return std::clamp<int64_t>(visible(i) - j0, 0, cols);
   }
 };
 
-// OpenBLAS takes leading dimensions as int.
+// OpenBLAS takes leading dimensions as int; checked here, before any parallel region.
 void check_blas_range(const Geometry& g) {
-  NURI_CHECK(g.q_stride <= std::numeric_limits<int>::max(), kOp, ": ", g.hq, " heads of ", g.dim,
-             " exceed the BLAS index range");
+  NURI_CHECK(std::max(g.q_stride, g.kv_stride) <= std::numeric_limits<int>::max(), kOp, ": ",
+             std::max(g.hq, g.hkv), " heads of ", g.dim, " exceed the BLAS index range");
 }
+
+// A score tile. Aligned to 64 bytes so that a vectorised loop over a row splits it the same way
+// in every thread's buffer, and sums over a row do not depend on which thread ran them.
+struct alignas(64) ScoreTile {
+  float data[kQueryTile * kKeyTile];
+};
 
 // Per-thread buffers of the forward: O(tile * tile + tile * dim).
 struct ForwardScratch {
-  std::vector<float> scores, acc, row_max, row_sum;
+  std::unique_ptr<ScoreTile> scores;
+  std::vector<float> acc, row_max, row_sum;
   explicit ForwardScratch(int64_t dim)
-      : scores(kQueryTile * kKeyTile),
+      : scores(std::make_unique<ScoreTile>()),
         acc(kQueryTile * dim),
         row_max(kQueryTile),
         row_sum(kQueryTile) {}
@@ -102,10 +133,10 @@ void forward_tile(const Geometry& g, const float* q, const float* k, const float
   const int64_t rows = std::min(kQueryTile, g.tq - i0);
   const int64_t dim = g.dim;
   const int64_t kvh = h / g.group;
-  const float* q_tile = q + ((b * g.tq + i0) * g.hq + h) * dim;
-  const float* k_head = k + (b * g.tk * g.hkv + kvh) * dim;
-  const float* v_head = v + (b * g.tk * g.hkv + kvh) * dim;
-  float* scores = s.scores.data();
+  const float* q_tile = q + g.q_offset(b, h, i0);
+  const float* k_head = k + g.kv_offset(b, kvh, 0);
+  const float* v_head = v + g.kv_offset(b, kvh, 0);
+  float* scores = s.scores->data;
   float* acc = s.acc.data();
   float* row_max = s.row_max.data();
   float* row_sum = s.row_sum.data();
@@ -117,10 +148,9 @@ void forward_tile(const Geometry& g, const float* q, const float* k, const float
   const int64_t shared_end = g.visible(i0);          // keys seen by every row
   for (int64_t j0 = 0; j0 < key_end; j0 += kKeyTile) {
     const int64_t cols = std::min(kKeyTile, key_end - j0);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
-                static_cast<int>(cols), static_cast<int>(dim), scale, q_tile,
-                static_cast<int>(g.q_stride), k_head + j0 * g.kv_stride,
-                static_cast<int>(g.kv_stride), 0.0f, scores, static_cast<int>(kKeyTile));
+    // Q K^T; the scale is applied row by row below.
+    sgemm(false, true, rows, cols, dim, q_tile, g.q_stride, k_head + j0 * g.kv_stride, g.kv_stride,
+          0.0f, scores, kKeyTile);
     const bool ragged = j0 + cols > shared_end;
     for (int64_t r = 0; r < rows; ++r) {
       float* row = scores + r * kKeyTile;
@@ -128,7 +158,10 @@ void forward_tile(const Geometry& g, const float* q, const float* k, const float
       const int64_t n = ragged ? g.visible_in_tile(i0 + r, j0, cols) : cols;
       float m = row_max[r];
 #pragma omp simd reduction(max : m)
-      for (int64_t c = 0; c < n; ++c) m = row[c] > m ? row[c] : m;  // vectorises; std::max does not
+      for (int64_t c = 0; c < n; ++c) {
+        row[c] *= scale;
+        m = row[c] > m ? row[c] : m;  // vectorises; std::max does not
+      }
       float sum = 0;
 #pragma omp simd reduction(+ : sum)
       for (int64_t c = 0; c < n; ++c) {
@@ -146,13 +179,11 @@ void forward_tile(const Geometry& g, const float* q, const float* k, const float
         for (int64_t d = 0; d < dim; ++d) acc_row[d] *= correction;
       }
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
-                static_cast<int>(dim), static_cast<int>(cols), 1.0f, scores,
-                static_cast<int>(kKeyTile), v_head + j0 * g.kv_stride,
-                static_cast<int>(g.kv_stride), 1.0f, acc, static_cast<int>(dim));
+    sgemm(false, false, rows, dim, cols, scores, kKeyTile, v_head + j0 * g.kv_stride, g.kv_stride,
+          1.0f, acc, dim);
   }
 
-  float* out_tile = out + ((b * g.tq + i0) * g.hq + h) * dim;
+  float* out_tile = out + g.q_offset(b, h, i0);
   float* lse_rows = lse + (b * g.hq + h) * g.tq + i0;
   for (int64_t r = 0; r < rows; ++r) {
     const float inv = 1.0f / row_sum[r];
@@ -164,83 +195,113 @@ void forward_tile(const Geometry& g, const float* q, const float* k, const float
   }
 }
 
-// Per-thread buffers of the backward: two score tiles.
+// Per-thread buffers of the backward: two score tiles, whatever the problem size.
 struct BackwardScratch {
-  std::vector<float> probs, dprobs;
-  BackwardScratch() : probs(kQueryTile * kKeyTile), dprobs(kQueryTile * kKeyTile) {}
+  std::unique_ptr<ScoreTile> probs = std::make_unique<ScoreTile>();
+  std::unique_ptr<ScoreTile> dscores = std::make_unique<ScoreTile>();
 };
 
 // The tensors of one backward call as raw pointers.
 struct BackwardData {
   const float *q, *k, *v, *grad_out, *lse, *delta;
-  float *grad_k, *grad_v;
+  float *grad_q, *grad_k, *grad_v;
 };
 
-// Gradients through keys [j0, j0 + kKeyTile) of kv head kvh in batch b: writes their rows of
-// grad_k and grad_v, and adds their share of the query gradient into dq (laid out like q).
-void backward_key_tile(const Geometry& g, const BackwardData& t, float scale, int64_t b,
-                       int64_t kvh, int64_t j0, float* dq, BackwardScratch& s) {
-  const int64_t cols = std::min(kKeyTile, g.tk - j0);
-  const int64_t dim = g.dim;
-  const int64_t kv_offset = ((b * g.tk + j0) * g.hkv + kvh) * dim;
-  const float* k_tile = t.k + kv_offset;
-  const float* v_tile = t.v + kv_offset;
-  float* dk_tile = t.grad_k + kv_offset;
-  float* dv_tile = t.grad_v + kv_offset;
-  for (int64_t c = 0; c < cols; ++c) {
-    std::fill_n(dk_tile + c * g.kv_stride, dim, 0.0f);
-    std::fill_n(dv_tile + c * g.kv_stride, dim, 0.0f);
+// One (query tile, key tile) pair of the backward: query rows [i0, i0 + rows) of head h against
+// keys [j0, j0 + cols) of its kv head in batch b.
+struct TilePair {
+  int64_t rows, cols;
+  int64_t q_offset;    // of row i0 of head h in q, grad_out and grad_q
+  int64_t kv_offset;   // of key j0 of the kv head in k, v, grad_k and grad_v
+  int64_t row_offset;  // of row i0 of head h in lse and delta
+};
+
+TilePair tile_pair(const Geometry& g, int64_t b, int64_t h, int64_t i0, int64_t j0) {
+  return {std::min(kQueryTile, g.tq - i0), std::min(kKeyTile, g.tk - j0), g.q_offset(b, h, i0),
+          g.kv_offset(b, h / g.group, j0), (b * g.hq + h) * g.tq + i0};
+}
+
+// Leaves in s.probs the probabilities P = exp(scale * Q K^T - lse) of the pair (zero where the
+// mask hides the key) and in s.dscores the score gradient scale * dS, dS = P * (dO V^T - delta).
+// Kept out of line so that both backward schedules run the very same instructions on a tile.
+[[gnu::noinline]] void tile_probs_and_grad(const Geometry& g, const BackwardData& t, float scale,
+                                           int64_t i0, int64_t j0, const TilePair& p,
+                                           BackwardScratch& s) {
+  float* probs = s.probs->data;
+  float* dscores = s.dscores->data;
+  const float* q_tile = t.q + p.q_offset;
+  const float* do_tile = t.grad_out + p.q_offset;
+  const float* lse_rows = t.lse + p.row_offset;
+  const float* delta_rows = t.delta + p.row_offset;
+  sgemm(false, true, p.rows, p.cols, g.dim, q_tile, g.q_stride, t.k + p.kv_offset, g.kv_stride,
+        0.0f, probs, kKeyTile);
+  const bool ragged = g.visible(i0) < j0 + p.cols;
+  for (int64_t r = 0; r < p.rows; ++r) {
+    float* row = probs + r * kKeyTile;
+    const int64_t n = ragged ? g.visible_in_tile(i0 + r, j0, p.cols) : p.cols;
+    const float shift = lse_rows[r];
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) row[c] = fast_exp(row[c] * scale - shift);
+    std::fill(row + n, row + p.cols, 0.0f);
   }
-  float* probs = s.probs.data();
-  float* dprobs = s.dprobs.data();
-  const int ld_tile = static_cast<int>(kKeyTile);
-  const int ld_q = static_cast<int>(g.q_stride);
-  const int ld_kv = static_cast<int>(g.kv_stride);
-  const int n_cols = static_cast<int>(cols);
-  const int n_dim = static_cast<int>(dim);
-  const int64_t first_tile_row = g.first_row(j0) / kQueryTile * kQueryTile;
+  sgemm(false, true, p.rows, p.cols, g.dim, do_tile, g.q_stride, t.v + p.kv_offset, g.kv_stride,
+        0.0f, dscores, kKeyTile);
+  for (int64_t r = 0; r < p.rows; ++r) {
+    const float* p_row = probs + r * kKeyTile;
+    float* ds_row = dscores + r * kKeyTile;
+    const float delta = delta_rows[r];
+#pragma omp simd
+    for (int64_t c = 0; c < p.cols; ++c) ds_row[c] = p_row[c] * (ds_row[c] - delta) * scale;
+  }
+}
 
+// dQ += scale * dS K for a pair whose tile_probs_and_grad is in s.
+void add_query_grad(const Geometry& g, const BackwardData& t, const TilePair& p,
+                    const BackwardScratch& s) {
+  sgemm(false, false, p.rows, g.dim, p.cols, s.dscores->data, kKeyTile, t.k + p.kv_offset,
+        g.kv_stride, 1.0f, t.grad_q + p.q_offset, g.q_stride);
+}
+
+// Zeroes `rows` rows of `dim` floats, `stride` floats apart.
+void zero_rows(float* first, int64_t rows, int64_t dim, int64_t stride) {
+  for (int64_t r = 0; r < rows; ++r) std::fill_n(first + r * stride, dim, 0.0f);
+}
+
+// Gradients through keys [j0, j0 + kKeyTile) of kv head kvh in batch b: writes their rows of
+// grad_k and grad_v, adding the query heads of the group in order and within each the query
+// tiles in increasing order. With with_dq it also adds each pair's share into grad_q.
+void key_tile_backward(const Geometry& g, const BackwardData& t, float scale, int64_t b,
+                       int64_t kvh, int64_t j0, bool with_dq, BackwardScratch& s) {
+  const int64_t cols = std::min(kKeyTile, g.tk - j0);
+  float* dk_tile = t.grad_k + g.kv_offset(b, kvh, j0);
+  float* dv_tile = t.grad_v + g.kv_offset(b, kvh, j0);
+  zero_rows(dk_tile, cols, g.dim, g.kv_stride);
+  zero_rows(dv_tile, cols, g.dim, g.kv_stride);
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
-    for (int64_t i0 = first_tile_row; i0 < g.tq; i0 += kQueryTile) {
-      const int64_t rows = std::min(kQueryTile, g.tq - i0);
-      const int n_rows = static_cast<int>(rows);
-      const int64_t q_offset = ((b * g.tq + i0) * g.hq + h) * dim;
-      const float* q_tile = t.q + q_offset;
-      const float* do_tile = t.grad_out + q_offset;
-      const float* lse_rows = t.lse + (b * g.hq + h) * g.tq + i0;
-      const float* delta_rows = t.delta + (b * g.hq + h) * g.tq + i0;
-
-      // P = exp(scale * Q K^T - lse), zero where the mask hides the key.
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_rows, n_cols, n_dim, scale, q_tile,
-                  ld_q, k_tile, ld_kv, 0.0f, probs, ld_tile);
-      const bool ragged = g.visible(i0) < j0 + cols;
-      for (int64_t r = 0; r < rows; ++r) {
-        float* row = probs + r * kKeyTile;
-        const int64_t n = ragged ? g.visible_in_tile(i0 + r, j0, cols) : cols;
-        const float shift = lse_rows[r];
-#pragma omp simd
-        for (int64_t c = 0; c < n; ++c) row[c] = fast_exp(row[c] - shift);
-        std::fill(row + n, row + cols, 0.0f);
-      }
-      // dV += P^T dO
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_cols, n_dim, n_rows, 1.0f, probs,
-                  ld_tile, do_tile, ld_q, 1.0f, dv_tile, ld_kv);
-      // dP = dO V^T, then dS = P * (dP - delta) in place.
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_rows, n_cols, n_dim, 1.0f, do_tile,
-                  ld_q, v_tile, ld_kv, 0.0f, dprobs, ld_tile);
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* p_row = probs + r * kKeyTile;
-        float* ds_row = dprobs + r * kKeyTile;
-        const float delta = delta_rows[r];
-#pragma omp simd
-        for (int64_t c = 0; c < cols; ++c) ds_row[c] = p_row[c] * (ds_row[c] - delta);
-      }
-      // dK += scale * dS^T Q and dQ += scale * dS K.
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_cols, n_dim, n_rows, scale, dprobs,
-                  ld_tile, q_tile, ld_q, 1.0f, dk_tile, ld_kv);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_rows, n_dim, n_cols, scale, dprobs,
-                  ld_tile, k_tile, ld_kv, 1.0f, dq + q_offset, ld_q);
+    for (int64_t i0 = g.first_tile_row(j0); i0 < g.tq; i0 += kQueryTile) {
+      const TilePair p = tile_pair(g, b, h, i0, j0);
+      tile_probs_and_grad(g, t, scale, i0, j0, p, s);
+      const float* q_tile = t.q + p.q_offset;
+      const float* do_tile = t.grad_out + p.q_offset;
+      // dV += P^T dO and dK += (scale * dS)^T Q.
+      sgemm(true, false, p.cols, g.dim, p.rows, s.probs->data, kKeyTile, do_tile, g.q_stride, 1.0f,
+            dv_tile, g.kv_stride);
+      sgemm(true, false, p.cols, g.dim, p.rows, s.dscores->data, kKeyTile, q_tile, g.q_stride, 1.0f,
+            dk_tile, g.kv_stride);
+      if (with_dq) add_query_grad(g, t, p, s);
     }
+  }
+}
+
+// The query gradient of rows [i0, i0 + kQueryTile) of head h in batch b: the shares of the key
+// tiles they see, added in increasing order as key_tile_backward adds them.
+void query_tile_backward(const Geometry& g, const BackwardData& t, float scale, int64_t b,
+                         int64_t h, int64_t i0, BackwardScratch& s) {
+  zero_rows(t.grad_q + g.q_offset(b, h, i0), std::min(kQueryTile, g.tq - i0), g.dim, g.q_stride);
+  for (int64_t j0 = 0; j0 < g.tk && g.first_tile_row(j0) <= i0; j0 += kKeyTile) {
+    const TilePair p = tile_pair(g, b, h, i0, j0);
+    tile_probs_and_grad(g, t, scale, i0, j0, p, s);
+    add_query_grad(g, t, p, s);
   }
 }
 
@@ -304,45 +365,52 @@ void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k
     delta[(b * g.hq + h) * g.tq + i] = dot;
   }
 
-  // Work is split by (batch, kv head): each unit owns the rows of grad_k and grad_v of its head
-  // and the rows of grad_q of that head's query heads, so no two threads write the same memory.
-  // When that gives too few units for the threads, the key tiles of a head are dealt out
-  // round-robin to `splits` units, and every split but the first adds its share of grad_q into
-  // a buffer of its own (O(T * D)), summed in a fixed order at the end.
-  const int64_t k_tiles = (g.tk + kKeyTile - 1) / kKeyTile;
-  const int64_t heads = g.batch * g.hkv;
-  const int64_t threads = omp_get_max_threads();
-  const int64_t splits =
-      heads == 0 ? 1 : std::clamp<int64_t>((2 * threads + heads - 1) / heads, 1, k_tiles);
-  const int64_t q_numel = grad_q.numel();
-  Tensor partial = Tensor::zeros({(splits - 1) * q_numel});
-  float* pgq = grad_q.data<float>();
-  std::fill_n(pgq, q_numel, 0.0f);
-  float* ppart = partial.data<float>();
-
   const BackwardData data{
-      q.data<float>(),   k.data<float>(), v.data<float>(),      pdo,
-      lse.data<float>(), delta.data(),    grad_k.data<float>(), grad_v.data<float>()};
-  const int64_t units = heads * splits;
+      q.data<float>(),     k.data<float>(), v.data<float>(),      pdo,
+      lse.data<float>(),   delta.data(),    grad_q.data<float>(), grad_k.data<float>(),
+      grad_v.data<float>()};
+  const float scale = options.scale;
+  const int64_t k_tiles = (g.tk + kKeyTile - 1) / kKeyTile;
+  const int64_t q_tiles = (g.tq + kQueryTile - 1) / kQueryTile;
+  const int64_t heads = g.batch * g.hkv;
+  const int64_t q_units = g.batch * g.hq * q_tiles;
+  const int64_t threads = omp_get_max_threads();
+  // The single pass runs in ceil(heads / threads) rounds of one (batch, kv head) per thread.
+  // The two passes balance the threads but run 7 tile GEMMs per (query tile, key tile) pair
+  // instead of 5 (P and dP are computed in both), so they take over only when the single pass
+  // would keep less than 5/7 of the threads busy, and only if they have more units to deal out.
+  const int64_t rounds = (heads + threads - 1) / threads;
+  const bool two_pass = 7 * heads < 5 * rounds * threads && (k_tiles > 1 || q_units > heads);
 #pragma omp parallel
   {
     BackwardScratch scratch;
+    if (!two_pass) {
+      // A unit is a (batch, kv head): its rows of dK and dV, and the dQ rows of its query heads.
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t u = 0; u < units; ++u) {
-      const int64_t head = u / splits, split = u % splits;
-      float* dq = split == 0 ? pgq : ppart + (split - 1) * q_numel;
-      for (int64_t kt = split; kt < k_tiles; kt += splits) {
-        backward_key_tile(g, data, options.scale, head / g.hkv, head % g.hkv, kt * kKeyTile, dq,
+      for (int64_t u = 0; u < heads; ++u) {
+        const int64_t b = u / g.hkv, kvh = u % g.hkv;
+        for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
+          zero_rows(data.grad_q + g.q_offset(b, h, 0), g.tq, g.dim, g.q_stride);
+        }
+        for (int64_t kt = 0; kt < k_tiles; ++kt) {
+          key_tile_backward(g, data, scale, b, kvh, kt * kKeyTile, true, scratch);
+        }
+      }
+    } else {
+      // Pass 1, dK and dV: a unit is a (batch, kv head, key tile); the early key tiles, seen by
+      // the most queries under a causal mask, come first.
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t u = 0; u < heads * k_tiles; ++u) {
+        const int64_t head = u / k_tiles, kt = u % k_tiles;
+        key_tile_backward(g, data, scale, head / g.hkv, head % g.hkv, kt * kKeyTile, false,
                           scratch);
       }
-    }
-  }
-  if (splits > 1) {
-#pragma omp parallel for simd if (q_numel > (1 << 15))
-    for (int64_t i = 0; i < q_numel; ++i) {
-      float total = pgq[i];
-      for (int64_t s = 1; s < splits; ++s) total += ppart[(s - 1) * q_numel + i];
-      pgq[i] = total;
+      // Pass 2, dQ: a unit is a (batch, query head, query tile), the late tiles first.
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t u = 0; u < q_units; ++u) {
+        const int64_t head = u / q_tiles, qt = q_tiles - 1 - u % q_tiles;
+        query_tile_backward(g, data, scale, head / g.hq, head % g.hq, qt * kQueryTile, scratch);
+      }
     }
   }
 }

@@ -38,7 +38,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v,
 NURI_KERNEL(attention_forward, (const Tensor& q, const Tensor& k, const Tensor& v,
                                 const AttentionOptions& options, Tensor& out, Tensor& lse))
 // Gradients of attention from grad_out, recomputing the scores tile by tile from lse. grad_q,
-// grad_k and grad_v have the shapes of q, k and v and are overwritten.
+// grad_k and grad_v have the shapes of q, k and v and are overwritten. Their bits do not depend
+// on the number of threads, and the scratch does not grow with it.
 NURI_KERNEL(attention_backward,
             (const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
              const Tensor& out, const Tensor& lse, const AttentionOptions& options, Tensor& grad_q,

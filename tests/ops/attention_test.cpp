@@ -137,7 +137,8 @@ std::vector<OpCase> attention_cases(CaseRng& rng) {
   specs.push_back({2, 5, 8, 2, 1, 3, with_mask(M::full, 0, -0.45f)});
   specs.push_back({1, 10, 10, 1, 1, 5, with_mask(M::block_causal, 3, 0.25f)});
   // Longer sequences span several tiles of queries and keys, so the running softmax, the
-  // skipping of hidden tiles and the split of the key tiles across threads are exercised.
+  // skipping of hidden tiles and both backward schedules (one kv head takes the two passes on
+  // two or more threads) are exercised.
   specs.push_back({1, 150, 150, 2, 1, 5, with_mask(M::causal)});
   specs.push_back({2, 260, 260, 2, 2, 2, with_mask(M::causal)});
   specs.push_back({2, 70, 133, 2, 2, 3, with_mask(M::full)});

@@ -1,8 +1,10 @@
 // Memory bounds of attention: a 4096-token forward and backward allocates no buffer of T * T
-// bytes, and the peak memory of a training step grows linearly with T. Allocations are seen two
-// ways: nuri's allocator counters (tensors) and a replacement of the global operator new in this
-// binary (std::vector and any other heap scratch).
+// bytes, and the peak memory of a training step grows linearly with T, with the default thread
+// count and with 16 threads (the bounds must not depend on it). Allocations are seen two ways:
+// nuri's allocator counters (tensors) and a replacement of the global operator new in this binary
+// (std::vector and any other heap scratch).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <atomic>
 #include <cstdint>
@@ -110,6 +112,25 @@ namespace {
 constexpr int64_t kHeads = 8;
 constexpr int64_t kHeadDim = 64;
 
+// Thread counts every bound is checked with: the default one, and more threads than kv heads.
+std::vector<int> thread_counts() {
+  return {omp_get_max_threads(), 16};
+}
+
+// Sets the OpenMP thread count for its lifetime and restores the previous one.
+class ThreadCount {
+ public:
+  explicit ThreadCount(int threads) : previous_(omp_get_max_threads()) {
+    omp_set_num_threads(threads);
+  }
+  ~ThreadCount() { omp_set_num_threads(previous_); }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+
+ private:
+  int previous_;
+};
+
 // What one causal forward and backward of attention allocated, through the tape.
 struct StepMemory {
   size_t peak_bytes = 0;       // allocator peak during the step, above what was live before it
@@ -160,24 +181,32 @@ TEST(AttentionMemory, NewHookSeesHeapScratch) {
 
 TEST(AttentionMemory, NoSquareBufferAt4096Tokens) {
   constexpr int64_t t = 4096;
-  const StepMemory m = causal_step(t);
   const size_t square = static_cast<size_t>(t * t);  // T * T bytes: a quarter of an f32 T x T
-  // The counters saw the step: its output is as large as q.
-  EXPECT_GE(m.largest_tensor, m.input_bytes);
-  EXPECT_LT(m.largest_tensor, square) << "a tensor of " << m.largest_tensor << " bytes";
-  EXPECT_LT(m.largest_request, square)
-      << "an operator new request of " << m.largest_request << " bytes";
+  for (int threads : thread_counts()) {
+    SCOPED_TRACE(testing::Message() << threads << " threads");
+    const ThreadCount scoped(threads);
+    const StepMemory m = causal_step(t);
+    // The counters saw the step: its output is as large as q.
+    EXPECT_GE(m.largest_tensor, m.input_bytes);
+    EXPECT_LT(m.largest_tensor, square) << "a tensor of " << m.largest_tensor << " bytes";
+    EXPECT_LT(m.largest_request, square)
+        << "an operator new request of " << m.largest_request << " bytes";
+  }
 }
 
 TEST(AttentionMemory, PeakGrowsLinearly) {
-  const size_t p1024 = causal_step(1024).peak_bytes;
-  const size_t p2048 = causal_step(2048).peak_bytes;
-  const size_t p4096 = causal_step(4096).peak_bytes;
-  ASSERT_GT(p1024, 0u);
-  const double r1 = static_cast<double>(p2048) / static_cast<double>(p1024);
-  const double r2 = static_cast<double>(p4096) / static_cast<double>(p2048);
-  EXPECT_LT(r1, 2.3) << "peak " << p1024 << " -> " << p2048 << " bytes";
-  EXPECT_LT(r2, 2.3) << "peak " << p2048 << " -> " << p4096 << " bytes";
+  for (int threads : thread_counts()) {
+    SCOPED_TRACE(testing::Message() << threads << " threads");
+    const ThreadCount scoped(threads);
+    const size_t p1024 = causal_step(1024).peak_bytes;
+    const size_t p2048 = causal_step(2048).peak_bytes;
+    const size_t p4096 = causal_step(4096).peak_bytes;
+    ASSERT_GT(p1024, 0u);
+    const double r1 = static_cast<double>(p2048) / static_cast<double>(p1024);
+    const double r2 = static_cast<double>(p4096) / static_cast<double>(p2048);
+    EXPECT_LT(r1, 2.3) << "peak " << p1024 << " -> " << p2048 << " bytes";
+    EXPECT_LT(r2, 2.3) << "peak " << p2048 << " -> " << p4096 << " bytes";
+  }
 }
 
 }  // namespace
