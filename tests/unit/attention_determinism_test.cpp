@@ -11,23 +11,12 @@
 #include "kernels/autograd.h"
 #include "kernels/ops/attention.h"
 #include "kernels/ops/random.h"
+#include "tests/unit/thread_count.h"
 
 namespace nuri {
 namespace {
 
-// Sets the OpenMP thread count for its lifetime and restores the previous one.
-class ThreadCount {
- public:
-  explicit ThreadCount(int threads) : previous_(omp_get_max_threads()) {
-    omp_set_num_threads(threads);
-  }
-  ~ThreadCount() { omp_set_num_threads(previous_); }
-  ThreadCount(const ThreadCount&) = delete;
-  ThreadCount& operator=(const ThreadCount&) = delete;
-
- private:
-  int previous_;
-};
+using test::ThreadCount;
 
 struct Problem {
   int64_t batch, tq, tk, hq, hkv, dim;

@@ -16,6 +16,7 @@
 #include "kernels/autograd.h"
 #include "kernels/ops/attention.h"
 #include "kernels/ops/random.h"
+#include "tests/unit/thread_count.h"
 
 namespace {
 
@@ -117,19 +118,7 @@ std::vector<int> thread_counts() {
   return {omp_get_max_threads(), 16};
 }
 
-// Sets the OpenMP thread count for its lifetime and restores the previous one.
-class ThreadCount {
- public:
-  explicit ThreadCount(int threads) : previous_(omp_get_max_threads()) {
-    omp_set_num_threads(threads);
-  }
-  ~ThreadCount() { omp_set_num_threads(previous_); }
-  ThreadCount(const ThreadCount&) = delete;
-  ThreadCount& operator=(const ThreadCount&) = delete;
-
- private:
-  int previous_;
-};
+using test::ThreadCount;
 
 // What one causal forward and backward of attention allocated, through the tape.
 struct StepMemory {

@@ -2,7 +2,6 @@
 // order. Each check runs the same computation on 1, 2 and 5 threads and compares the bits.
 // (GEMMs are OpenBLAS's, whose blocking, and so its last bits, can change with the thread count.)
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cstring>
 #include <functional>
@@ -12,17 +11,20 @@
 #include "kernels/ops/linear.h"
 #include "kernels/ops/random.h"
 #include "kernels/ops/reduce.h"
+#include "tests/unit/thread_count.h"
 
 namespace nuri {
 namespace {
 
 // Runs `compute` on 1, 2 and 5 threads and expects bit-identical tensors each time.
 void expect_thread_independent(const std::function<std::vector<Tensor>()>& compute) {
-  const int previous = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const std::vector<Tensor> reference = compute();
+  std::vector<Tensor> reference;
+  {
+    test::ThreadCount one(1);
+    reference = compute();
+  }
   for (int threads : {2, 5}) {
-    omp_set_num_threads(threads);
+    test::ThreadCount count(threads);
     const std::vector<Tensor> other = compute();
     ASSERT_EQ(other.size(), reference.size());
     for (size_t i = 0; i < other.size(); ++i) {
@@ -31,7 +33,6 @@ void expect_thread_independent(const std::function<std::vector<Tensor>()>& compu
           << "result " << i << " differs on " << threads << " threads";
     }
   }
-  omp_set_num_threads(previous);
 }
 
 Tensor random_tensor(const Shape& shape, uint64_t seed) {
