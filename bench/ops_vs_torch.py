@@ -89,7 +89,7 @@ def nuri_rows(binary, threads):
         subprocess.run([binary, "--threads", str(threads), "--json", str(out)], check=True,
                        stdout=subprocess.DEVNULL)
         data = json.loads(out.read_text())
-    return {row["name"]: (row["value"], row["metric"]) for row in data["rows"]}
+    return {row["name"]: (row["value"], row["metric"], row["note"]) for row in data["rows"]}
 
 
 def main():
@@ -108,22 +108,23 @@ def main():
     ours, peer = {}, {}
     for round_index in range(args.rounds):
         print(f"round {round_index + 1}/{args.rounds}: nuri ...", flush=True)
-        for name, (value, metric) in nuri_rows(args.bench, args.threads).items():
+        for name, (value, metric, note) in nuri_rows(args.bench, args.threads).items():
             if name not in ours or value > ours[name][0] or metric == "MiB":
-                ours[name] = (value, metric)
+                ours[name] = (value, metric, note)
         print(f"round {round_index + 1}/{args.rounds}: pytorch ...", flush=True)
         for name, value in torch_rows(args.threads).items():
             peer[name] = max(peer.get(name, 0.0), value)
 
-    print(f"\n{'benchmark':44} {'unit':10} {'nuri':>12} {'pytorch':>12} {'nuri/pytorch':>13}")
+    print(f"\n{'benchmark':44} {'unit':10} {'nuri':>12} {'pytorch':>12} {'nuri/pytorch':>13}  note")
     table = []
-    for name, (value, metric) in ours.items():
+    for name, (value, metric, note) in ours.items():
         other = peer.get(name)
         ratio = value / other if other else None
-        table.append({"name": name, "metric": metric, "nuri": value, "pytorch": other, "ratio": ratio})
+        table.append({"name": name, "metric": metric, "nuri": value, "pytorch": other, "ratio": ratio,
+                      "note": note})
         other_text = f"{other:.2f}" if other else "-"
         ratio_text = f"{ratio:.2f}" if ratio else "-"
-        print(f"{name:44} {metric:10} {value:12.2f} {other_text:>12} {ratio_text:>13}")
+        print(f"{name:44} {metric:10} {value:12.2f} {other_text:>12} {ratio_text:>13}  {note}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
             {"threads": args.threads, "blas": blas, "rows": table}, indent=2) + "\n")

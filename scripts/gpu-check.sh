@@ -11,6 +11,7 @@ deps=$PWD/.gpu-deps
 arch=x86_64-linux-gnu
 export LD_LIBRARY_PATH="$deps/lib/$arch/openblas-openmp:$deps/lib/$arch:${LD_LIBRARY_PATH:-}"
 export PATH="/usr/local/cuda/bin:$PATH"
+export CMAKE_POLICY_VERSION_MINIMUM=3.5  # a CMake 4 there still reads the bundled older configs
 build=build-gpu
 declare -A status
 
@@ -21,12 +22,17 @@ step() {  # step NAME LOGFILE COMMAND...: runs a step, records ok/FAILED and its
   if "$@" >"$logs/$log" 2>&1; then status[$name]="ok ($((SECONDS - start)) s)"; else status[$name]="FAILED ($((SECONDS - start)) s, see $log)"; fi
 }
 
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$logs/gpu.txt" 2>&1
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$logs/gpu.txt" 2>&1
+else
+  echo "no nvidia-smi on this machine" >"$logs/gpu.txt"
+fi
 step configure configure.log cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DNURI_MEDIA=OFF -DNURI_MPI=OFF -DCMAKE_PREFIX_PATH="$deps" -DCMAKE_CUDA_ARCHITECTURES="80;90"
 step build build.log cmake --build "$build" -j "$(nproc)"
-step cuda_tests ctest-cuda.log ctest --test-dir "$build" -L cuda --output-on-failure --timeout 300
-step unit_tests ctest-unit.log ctest --test-dir "$build" -L unit -j 4 --timeout 300
+step cuda_tests ctest-cuda.log ctest --test-dir "$build" -L cuda --output-on-failure --timeout 300 \
+  --no-tests=error
+step unit_tests ctest-unit.log ctest --test-dir "$build" -L unit -j 4 --timeout 300 --no-tests=error
 step bench_ops bench-ops.log "$build/bin/nuri-bench-ops" --json "$logs/bench-ops.json"
 
 summary() {  # the "N tests passed/failed" line of a ctest log, plus its skipped count

@@ -34,6 +34,14 @@ class Report {
 double seconds_per_call(const std::function<void()>& fn, double min_seconds = 1.0,
                         int min_runs = 3);
 
+// Two workloads timed in alternation (a, b, a, b, ...) so that both see the same machine state:
+// the median seconds per call of each, and the median of the per-round ratios b / a.
+struct Paired {
+  double a_seconds = 0, b_seconds = 0, b_over_a = 0;
+};
+Paired paired_seconds_per_call(const std::function<void()>& a, const std::function<void()>& b,
+                               int rounds = 9);
+
 struct Benchmark {
   std::string name;
   std::function<void(Report&)> run;
