@@ -23,7 +23,8 @@ void check_positions(const char* op, const Tensor& x, const Tensor& positions) {
              " but x is on ", x.device());
 }
 
-// Applies the rotation and records its backward; positions are already [S, 1 or B, T].
+// Applies the rotation and records its backward; positions are already [S, 1 or B, T]. The
+// backward keeps a copy of them, so a caller may refill its position buffer in between.
 Tensor rotate(const char* op, const Tensor& x, const Tensor& positions,
               std::array<int64_t, 3> sections, float theta) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -31,7 +32,7 @@ Tensor rotate(const char* op, const Tensor& x, const Tensor& positions,
   if (autograd::needed(x)) {
     autograd::record(
         op, {x}, {&out},
-        [positions = positions.detach(), sections, theta](const auto& grads, const auto&) {
+        [positions = positions.clone(), sections, theta](const auto& grads, const auto&) {
           const Tensor& dy = grads[0];
           Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
           NURI_DISPATCH_CPU_ONLY(dy.device(), rope_backward, dy, positions, sections, theta, dx);
