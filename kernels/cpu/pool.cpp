@@ -7,7 +7,6 @@
 #include "kernels/ops/pool.h"
 
 namespace nuri::cpu {
-namespace {}  // namespace
 
 void avg_pool_forward(const Tensor& x, const PoolShape& s, Tensor& out) {
   checks::cpu_f32("avg_pool", x, "x");

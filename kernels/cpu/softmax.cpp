@@ -8,7 +8,6 @@
 #include "kernels/ops/softmax.h"
 
 namespace nuri::cpu {
-namespace {}  // namespace
 
 void softmax_forward(const Tensor& x, Tensor& y) {
   checks::cpu_f32("softmax", x, "x");
