@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "cli/commands.h"
 #include "kernels/device.h"
 #include "kernels/error.h"
 
@@ -22,15 +23,14 @@ int main(int argc, char** argv) {
       "nuri"};
   app.set_version_flag("--version", version_line());
   app.require_subcommand(0, 1);
+  // Subcommands run inside parse(): a bad argument is a CLI11 ParseError, bad input a nuri::Error.
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  try {
     if (app.get_subcommands().empty()) {
       std::printf("%s", app.help().c_str());
     }
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nuri: error: %s\n", e.what());
     return 1;

@@ -10,6 +10,9 @@ packages=(
   libcli11-dev             # command-line parsing
   nlohmann-json3-dev       # JSON (configs, safetensors headers)
   libgtest-dev             # tests
+  libpcre2-dev             # the tokenizer's pre-tokenizer regex (Unicode properties, JIT)
+  libutf8proc-dev          # NFC normalization
+  libopencv-dev            # images, and the training loss-curve PNG
 )
 if [[ "${1:-}" == "--with-peer" ]]; then
   packages+=(python3-torch python3-numpy)

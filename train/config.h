@@ -1,0 +1,87 @@
+// The training config: one JSON file with the sections model, data, tokenizer, optim, schedule,
+// train, parallel, checkpoint, eval and log. Every key has a default; an unknown key, or a value
+// of the wrong type, is an error that names the key. `--set a.b=value` overrides one key.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "decoder/config.h"
+#include "kernels/ops/adamw.h"
+
+namespace nuri {
+
+struct TrainConfig {
+  nlohmann::json json;  // the whole resolved config, as saved next to checkpoints
+  DecoderConfig model;
+
+  struct Data {
+    std::vector<std::string> train;  // UTF-8 text files, one document per blank-line block
+    std::vector<std::string> valid;  // held-out text files
+    std::string shard_dir;           // where tokenized shards are cached
+  } data;
+
+  struct Tokenizer {
+    std::string path;        // tokenizer.json
+    int32_t vocab_size = 0;  // when training one because `path` does not exist yet
+    bool train_if_missing = true;
+  } tokenizer;
+
+  struct Optim {
+    AdamWOptions adamw;
+    float grad_clip = 1.0f;  // max global L2 norm; 0 disables clipping
+  } optim;
+
+  struct Schedule {
+    int64_t warmup_steps = 0;
+    float min_lr_ratio = 0.1f;  // the cosine decays to lr * min_lr_ratio at the last step
+  } schedule;
+
+  struct Train {
+    int64_t steps = 0;
+    int64_t batch_size = 0;  // sequences per micro-batch
+    int64_t seq_len = 0;     // tokens per sequence
+    int64_t grad_accum = 1;  // micro-batches per optimizer step
+    std::string precision;   // "fp32" on CPU
+    uint64_t seed = 0;
+    int threads = 0;  // 0: the OpenMP default
+  } train;
+
+  struct Parallel {
+    int64_t dp = 1;
+    int64_t zero = 0;
+  } parallel;
+
+  struct Checkpoint {
+    std::string dir;
+    int64_t every = 0;  // steps between checkpoints; 0: only at the end
+    int64_t keep = 3;   // the newest `keep` step-N directories stay
+  } checkpoint;
+
+  struct Eval {
+    int64_t every = 0;    // steps between held-out evaluations; 0: only at the end
+    int64_t batches = 0;  // held-out micro-batches per evaluation; 0: all of it
+  } eval;
+
+  struct Log {
+    std::string metrics;   // JSONL path; empty: <checkpoint.dir>/metrics.jsonl
+    int64_t every = 1;     // steps between metric lines
+    bool progress = true;  // a progress bar when stderr is a terminal
+  } log;
+};
+
+// Every key with its default value; the schema that configs are checked against.
+nlohmann::json default_train_config();
+
+// Reads `path`, applies `overrides` ("a.b=value", value parsed as JSON or else taken as a string),
+// checks every key and type, and fills the typed fields. Errors name the file and the key.
+TrainConfig load_train_config(const std::string& path,
+                              const std::vector<std::string>& overrides = {});
+
+// The same from an already parsed document; `origin` names it in errors.
+TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::string>& overrides,
+                               const std::string& origin);
+
+}  // namespace nuri
