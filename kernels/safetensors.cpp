@@ -17,6 +17,8 @@
 #include <set>
 #include <string_view>
 
+#include "kernels/file_io.h"
+
 namespace nuri {
 
 // Tensor bytes go to and from files unchanged, and safetensors is little-endian.
@@ -267,53 +269,6 @@ void check_layout(const std::string& path, const std::vector<SafetensorsEntry>& 
              " trailing bytes after the last tensor");
 }
 
-// Writes all of `bytes` to `fd`; returns 0 or the errno of the failure.
-int write_all(int fd, const std::byte* bytes, size_t size) {
-  constexpr size_t kChunk = size_t{1} << 30;  // Linux writes at most ~2 GiB per call
-  while (size > 0) {
-    const ssize_t written = ::write(fd, bytes, std::min(size, kChunk));
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    bytes += written;
-    size -= static_cast<size_t>(written);
-  }
-  return 0;
-}
-
-// A temporary file that is removed unless it was renamed into place.
-class TempFile {
- public:
-  explicit TempFile(std::string path) : path_(std::move(path)) {}
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!renamed_) ::unlink(path_.c_str());
-  }
-
-  const std::string& path() const { return path_; }
-  int fd() const { return fd_; }
-  // Creates the file; returns 0 or the errno of the failure.
-  int create() {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    return fd_ < 0 ? errno : 0;
-  }
-  // Closes the descriptor; returns 0 or the errno of the failure (a late write error).
-  int close() {
-    const int result = ::close(fd_);
-    fd_ = -1;
-    return result < 0 ? errno : 0;
-  }
-  void mark_renamed() { renamed_ = true; }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool renamed_ = false;
-};
-
 }  // namespace
 
 struct SafetensorsFile::Mapping {
@@ -473,38 +428,16 @@ void save_safetensors(const std::string& path,
   NURI_CHECK(text.size() <= kSafetensorsMaxHeaderBytes, path, ": header of ", text.size(),
              " bytes exceeds the limit of ", kSafetensorsMaxHeaderBytes, " bytes");
 
-  static std::atomic<uint64_t> counter{0};
-  TempFile temp(cat(path, ".tmp.", ::getpid(), ".", counter++));
-  const auto check = [&](int error, std::string_view action) {
-    NURI_CHECK(error == 0, path, ": ", action, " ", temp.path(), " failed: ", std::strerror(error));
-  };
-  check(temp.create(), "creating");
+  AtomicFile file(path);
   uint64_t header_bytes = text.size();
-  check(write_all(temp.fd(), reinterpret_cast<const std::byte*>(&header_bytes), 8), "writing");
-  check(write_all(temp.fd(), reinterpret_cast<const std::byte*>(text.data()), text.size()),
-        "writing");
+  file.write(&header_bytes, 8);
+  file.write(text);
   for (size_t i : order) {
     const Tensor& tensor = tensors[i].second;
     const Tensor host = tensor.device().is_cpu() ? tensor : tensor.to(Device::cpu());
-    check(write_all(temp.fd(), static_cast<const std::byte*>(host.raw_data()), host.nbytes()),
-          "writing");
+    file.write(host.raw_data(), host.nbytes());
   }
-  check(::fsync(temp.fd()) == 0 ? 0 : errno, "syncing");
-  check(temp.close(), "closing");
-  check(::rename(temp.path().c_str(), path.c_str()) == 0 ? 0 : errno, "renaming");
-  temp.mark_renamed();
-
-  // The rename is durable only once the directory entry is on disk.
-  std::filesystem::path directory = std::filesystem::path(path).parent_path();
-  if (directory.empty()) directory = ".";
-  const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  NURI_CHECK(dir_fd >= 0, path, ": written, but opening directory ", directory.string(),
-             " to sync it failed: ", std::strerror(errno));
-  const int sync_error = ::fsync(dir_fd) == 0 ? 0 : errno;
-  ::close(dir_fd);
-  // EINVAL: the file system cannot sync directories, so there is nothing more to wait for.
-  NURI_CHECK(sync_error == 0 || sync_error == EINVAL, path, ": written, but syncing directory ",
-             directory.string(), " failed: ", std::strerror(sync_error));
+  file.commit();
 }
 
 }  // namespace nuri
