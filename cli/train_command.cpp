@@ -1,0 +1,47 @@
+// nuri train CONFIG.json [--set key=value ...] [--resume DIR]
+#include <csignal>
+
+#include "cli/commands.h"
+#include "kernels/log.h"
+#include "train/trainer.h"
+
+namespace nuri::cli {
+
+namespace {
+
+// Set by the first SIGINT or SIGTERM: the run checkpoints and returns. A second one kills it.
+std::atomic<bool> stop_requested{false};
+
+extern "C" void request_stop(int signal) {
+  stop_requested.store(true);
+  std::signal(signal, SIG_DFL);
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto* command = app.add_subcommand("train", "Train a model from a JSON config");
+  struct Args {
+    std::string config, resume;
+    std::vector<std::string> overrides;
+  };
+  auto args = std::make_shared<Args>();
+  command->add_option("config", args->config, "the config file (configs/*.json)")->required();
+  command->add_option("--set", args->overrides, "override one key: section.key=value (repeatable)");
+  command->add_option("--resume", args->resume, "continue from a step-N or run directory");
+  command->callback([args] {
+    const TrainConfig config = load_train_config(args->config, args->overrides);
+    std::signal(SIGINT, request_stop);
+    std::signal(SIGTERM, request_stop);
+    const TrainSummary summary = train_text_model(config, {args->resume, &stop_requested});
+    if (!std::isnan(summary.eval_loss)) {
+      log_info("held-out loss ", summary.eval_loss, " nats/token against a unigram baseline of ",
+               summary.unigram_loss);
+    }
+    log_info(summary.interrupted ? "interrupted" : "finished", " at step ", summary.step, " (",
+             summary.skipped_steps, " skipped); checkpoint ", summary.checkpoint);
+    if (summary.interrupted) throw CLI::RuntimeError(130);
+  });
+}
+
+}  // namespace nuri::cli

@@ -1,0 +1,143 @@
+#include "train/checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "kernels/error.h"
+#include "kernels/file_io.h"
+#include "kernels/log.h"
+#include "kernels/safetensors.h"
+
+namespace nuri {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kStepPrefix = "step-";
+
+// The step number of a directory named step-N, if it is one.
+std::optional<int64_t> step_of(const std::string& name) {
+  if (name.rfind(kStepPrefix, 0) != 0 || name.size() == 5) return std::nullopt;
+  const std::string digits = name.substr(5);
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  return std::stoll(digits);
+}
+
+template <class T>
+T field(const nlohmann::json& json, const char* key, const std::string& origin) {
+  NURI_CHECK(json.contains(key), origin, ": key '", key, "' is missing");
+  const auto& value = json.at(key);
+  if constexpr (std::is_floating_point_v<T>) {
+    NURI_CHECK(value.is_number(), origin, ": key '", key, "' must be a number, got ", value.dump());
+  } else {
+    NURI_CHECK(value.is_number_integer(), origin, ": key '", key, "' must be an integer, got ",
+               value.dump());
+  }
+  return value.get<T>();
+}
+
+}  // namespace
+
+nlohmann::json TrainerState::to_json() const {
+  return {{"step", step},     {"samples", samples},     {"skipped_steps", skipped_steps},
+          {"tokens", tokens}, {"elapsed_s", elapsed_s}, {"seed", seed}};
+}
+
+TrainerState TrainerState::from_json(const nlohmann::json& json, const std::string& origin) {
+  NURI_CHECK(json.is_object(), origin, ": expected a JSON object");
+  TrainerState s;
+  s.step = field<int64_t>(json, "step", origin);
+  s.samples = field<int64_t>(json, "samples", origin);
+  s.skipped_steps = field<int64_t>(json, "skipped_steps", origin);
+  s.tokens = field<int64_t>(json, "tokens", origin);
+  s.elapsed_s = field<double>(json, "elapsed_s", origin);
+  s.seed = field<uint64_t>(json, "seed", origin);
+  NURI_CHECK(s.step >= 0 && s.samples >= 0 && s.skipped_steps >= 0 && s.tokens >= 0, origin,
+             ": counters must not be negative");
+  return s;
+}
+
+std::string save_checkpoint(const std::string& run_dir, const CheckpointContents& c, int64_t keep) {
+  fs::create_directories(run_dir);
+  const fs::path final_dir = fs::path(run_dir) / cat(kStepPrefix, c.state.step);
+  const fs::path temp_dir =
+      fs::path(run_dir) / cat(".", kStepPrefix, c.state.step, ".tmp.", ::getpid());
+  fs::remove_all(temp_dir);
+  fs::create_directory(temp_dir);
+  try {
+    c.model.save((temp_dir / "model.safetensors").string());
+    save_safetensors((temp_dir / "optimizer.safetensors").string(), c.optimizer.state());
+    write_file_atomic((temp_dir / "trainer_state.json").string(), c.state.to_json().dump(2) + "\n");
+    write_file_atomic((temp_dir / "config.json").string(),
+                      c.model.config().to_json().dump(2) + "\n");
+    write_file_atomic((temp_dir / "train_config.json").string(), c.train_config.dump(2) + "\n");
+    c.tokenizer.save((temp_dir / "tokenizer.json").string());
+    // A step saved before (a resumed run passing it again) is replaced, never merged.
+    if (fs::exists(final_dir)) {
+      const fs::path old_dir =
+          fs::path(run_dir) / cat(".", kStepPrefix, c.state.step, ".old.", ::getpid());
+      fs::rename(final_dir, old_dir);
+      fs::rename(temp_dir, final_dir);
+      fs::remove_all(old_dir);
+    } else {
+      fs::rename(temp_dir, final_dir);
+    }
+    sync_directory(run_dir);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(temp_dir, ignored);
+    throw;
+  }
+  auto steps = list_checkpoints(run_dir);
+  for (size_t i = 0; i + keep < steps.size(); ++i) {
+    fs::remove_all(fs::path(run_dir) / cat(kStepPrefix, steps[i]));
+  }
+  return final_dir.string();
+}
+
+std::vector<int64_t> list_checkpoints(const std::string& run_dir) {
+  std::vector<int64_t> steps;
+  if (!fs::is_directory(run_dir)) return steps;
+  for (const auto& entry : fs::directory_iterator(run_dir)) {
+    if (!entry.is_directory()) continue;
+    if (auto step = step_of(entry.path().filename().string())) steps.push_back(*step);
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+std::string resolve_checkpoint(const std::string& path) {
+  NURI_CHECK(fs::is_directory(path), "checkpoint ", path, ": not a directory");
+  if (fs::exists(fs::path(path) / "trainer_state.json") ||
+      fs::exists(fs::path(path) / "model.safetensors")) {
+    return path;
+  }
+  const auto steps = list_checkpoints(path);
+  NURI_CHECK(!steps.empty(), "checkpoint ", path, ": holds no step-N directory");
+  return (fs::path(path) / cat(kStepPrefix, steps.back())).string();
+}
+
+LoadedModel load_model(const std::string& checkpoint) {
+  const std::string dir = resolve_checkpoint(checkpoint);
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  const auto config_json = nlohmann::json::parse(read_file(config_path), nullptr, false);
+  NURI_CHECK(!config_json.is_discarded(), config_path, ": not valid JSON");
+  DecoderConfig config;
+  try {
+    config = DecoderConfig::from_json(config_json);
+  } catch (const Error& e) {
+    fail(config_path, ": ", e.what());
+  }
+  LoadedModel loaded{Decoder(config), Tokenizer::load((fs::path(dir) / "tokenizer.json").string())};
+  loaded.model.load((fs::path(dir) / "model.safetensors").string());
+  NURI_CHECK(loaded.tokenizer.vocab_size() <= config.vocab_size, dir, ": the tokenizer has ",
+             loaded.tokenizer.vocab_size(), " tokens but the model only ", config.vocab_size);
+  return loaded;
+}
+
+}  // namespace nuri

@@ -1,0 +1,60 @@
+// Checkpoints: DIR/step-N/ holds model.safetensors, optimizer.safetensors, trainer_state.json,
+// config.json (the model's, Hugging Face keys), train_config.json and tokenizer.json. A step
+// directory is filled under a temporary name and renamed into place, so one that exists is
+// complete; only the newest `keep` survive.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "decoder/model.h"
+#include "encoders/tokenizer.h"
+#include "train/optimizer.h"
+
+namespace nuri {
+
+// Where a run stands: enough to continue it bit for bit.
+struct TrainerState {
+  int64_t step = 0;           // optimizer steps taken (including skipped ones)
+  int64_t samples = 0;        // training windows consumed (the data position)
+  int64_t skipped_steps = 0;  // steps dropped for non-finite gradients
+  int64_t tokens = 0;         // training tokens consumed
+  double elapsed_s = 0;       // training wall time so far
+  uint64_t seed = 0;          // the data-order seed (the loader's only randomness)
+
+  nlohmann::json to_json() const;
+  // Errors name `origin` and the missing or ill-typed key.
+  static TrainerState from_json(const nlohmann::json& json, const std::string& origin);
+};
+
+// Everything a checkpoint holds besides the run's position.
+struct CheckpointContents {
+  const Decoder& model;
+  const AdamW& optimizer;
+  const Tokenizer& tokenizer;
+  const TrainerState& state;
+  const nlohmann::json& train_config;
+};
+
+// Writes run_dir/step-<state.step>/ atomically, then removes all but the newest `keep` steps.
+// Returns the step directory.
+std::string save_checkpoint(const std::string& run_dir, const CheckpointContents& contents,
+                            int64_t keep);
+
+// Complete step numbers under run_dir, ascending (temporary directories are ignored).
+std::vector<int64_t> list_checkpoints(const std::string& run_dir);
+
+// A step directory as given, or the newest step under a run directory; errors say which.
+std::string resolve_checkpoint(const std::string& path);
+
+// A model ready to use: config, weights and tokenizer read from a step directory.
+struct LoadedModel {
+  Decoder model;
+  Tokenizer tokenizer;
+};
+LoadedModel load_model(const std::string& checkpoint);
+
+}  // namespace nuri
