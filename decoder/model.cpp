@@ -181,6 +181,8 @@ Tensor Decoder::forward_hidden(const Tensor& embeddings, const Tensor& positions
 }
 
 Tensor Decoder::forward(const Tensor& ids, KvCache* cache) const {
+  std::optional<NoGradScope> no_grad;
+  if (cache) no_grad.emplace();
   const Tensor embeddings = embed(ids);
   const int64_t start = cache ? cache->length() : 0, t = ids.size(1);
   NURI_CHECK(start + t <= config_.max_position_embeddings, "decoder: positions up to ",
