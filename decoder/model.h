@@ -21,6 +21,10 @@ struct NamedParameter {
   Tensor tensor;
 };
 
+// Positions start .. start + count - 1 as i32 [count]: the rotary positions of `count` tokens that
+// continue a sequence of `start` tokens.
+Tensor position_ids(int64_t start, int64_t count);
+
 class Decoder {
  public:
   // Allocates every parameter (f32, CPU) for `config`; call init() or load() next.
@@ -41,7 +45,8 @@ class Decoder {
   void save(const std::string& safetensors_path) const;
 
   // Logits [B, T, V] (f32) for ids [B, T] (i32 or i64). Without a cache the positions are 0..T-1;
-  // with one, they continue from cache->length() and the new keys and values are appended.
+  // with one, they continue from cache->length() and the new keys and values are appended. The
+  // cached path is inference only: it records nothing on the autograd tape.
   Tensor forward(const Tensor& ids, KvCache* cache = nullptr) const;
   // The final hidden states [B, T, D] (after the last norm) for input embeddings [B, T, D] and
   // explicit positions ([T] or [B, T]); used by the omni model, which builds its own embeddings.
@@ -56,8 +61,18 @@ class Decoder {
   Tensor loss(const Tensor& ids, const Tensor& targets) const;
 
  private:
+  // Positions in parameters_ of one block's tensors.
+  struct Block {
+    size_t input_norm, q, k, v, o, post_norm, gate, up, down;
+  };
+  // Appends a parameter of `shape` and returns its position.
+  size_t add_parameter(const std::string& name, const Shape& shape);
+  const Tensor& at(size_t index) const { return parameters_[index].tensor; }
+
   DecoderConfig config_;
   std::vector<NamedParameter> parameters_;
+  size_t embed_ = 0, norm_ = 0, lm_head_ = 0;  // lm_head_ == embed_ when tied
+  std::vector<Block> blocks_;
 };
 
 }  // namespace nuri

@@ -39,10 +39,15 @@ struct GenerateOptions {
   SamplingOptions sampling;
 };
 
-// Prefills `prompt` and samples up to max_new_tokens ids, calling on_token for each as soon as it
-// is drawn (return false to stop early). Returns the generated ids.
+// Prefills `prompt` and samples up to max_new_tokens ids (batch 1), calling on_token for each as
+// soon as it is drawn (return false to stop early). Returns the generated ids. Without a cache it
+// uses one of its own, sized to the prompt and max_new_tokens; with one, the prompt continues
+// the cached tokens and, on return, the cache also holds every generated id (the next turn goes
+// on from there). Throws when the cached tokens + prompt + max_new_tokens exceed
+// max_position_embeddings or the cache's capacity.
 std::vector<int32_t> generate(const Decoder& decoder, std::span<const int32_t> prompt,
                               const GenerateOptions& options,
-                              const std::function<bool(int32_t)>& on_token = {});
+                              const std::function<bool(int32_t)>& on_token = {},
+                              KvCache* cache = nullptr);
 
 }  // namespace nuri

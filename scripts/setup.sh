@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages nuri needs; installs nothing that is already there, so it can be
-# run any number of times. With --with-peer it also installs PyTorch's CPU build (python3-torch),
-# the peer that bench/ops_vs_torch.py compares against.
+# run any number of times. Options, in any order:
+#   --with-peer    the peers the benchmarks compare against: PyTorch's CPU build (python3-torch) for
+#                  bench/ops_vs_torch.py; SentencePiece and Node.js for bench/tokenizer_vs_peers.sh
+#   --with-corpus  the documentation packages scripts/make-corpus.sh builds the text corpus from,
+#                  and python3-lxml that extracts their text
 set -euo pipefail
 
 packages=(
@@ -14,9 +17,20 @@ packages=(
   libutf8proc-dev          # NFC normalization
   libopencv-dev            # images, and the training loss-curve PNG
 )
-if [[ "${1:-}" == "--with-peer" ]]; then
-  packages+=(python3-torch python3-numpy)
-fi
+for option in "$@"; do
+  case "$option" in
+    --with-peer)
+      packages+=(python3-torch python3-numpy sentencepiece libsentencepiece-dev)
+      command -v node >/dev/null || packages+=(nodejs)
+      command -v npm >/dev/null || packages+=(npm)
+      ;;
+    --with-corpus)
+      packages+=(python3-lxml debian-faq-ko libreoffice-help-ko gimp-help-ko debian-faq
+                 debian-reference-en "installation-guide-$(dpkg --print-architecture)")
+      ;;
+    *) echo "setup: unknown option $option (expected --with-peer, --with-corpus)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for package in "${packages[@]}"; do

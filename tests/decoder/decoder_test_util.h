@@ -1,0 +1,80 @@
+// Helpers shared by the decoder tests: a small config, random ids and a temporary directory.
+#pragma once
+
+#include <stdlib.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "decoder/model.h"
+
+namespace nuri::test {
+
+// A decoder small enough for finite differences and quick loops (GQA: 4 query, 2 kv heads).
+inline DecoderConfig small_config(bool tied) {
+  DecoderConfig c;
+  c.vocab_size = 53;
+  c.hidden_size = 32;
+  c.intermediate_size = 72;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.max_position_embeddings = 64;
+  c.initializer_range = 0.2f;
+  c.tie_word_embeddings = tied;
+  return c;
+}
+
+// A decoder of `config` initialised from `seed`.
+inline Decoder initialised(const DecoderConfig& config, uint64_t seed) {
+  Decoder model(config);
+  Generator gen{seed, 0};
+  model.init(gen);
+  return model;
+}
+
+// Ids [b, t] (i32) from a fixed linear congruential sequence over [0, vocab).
+inline Tensor token_ids(int64_t b, int64_t t, int64_t vocab, uint32_t seed) {
+  std::vector<int32_t> ids(static_cast<size_t>(b * t));
+  uint32_t state = seed;
+  for (int32_t& id : ids) {
+    state = state * 1664525u + 1013904223u;
+    id = static_cast<int32_t>((state >> 8) % static_cast<uint32_t>(vocab));
+  }
+  return Tensor::from_data<int32_t>(ids, {b, t});
+}
+
+// max |a - b| / max |b| over two tensors of one shape.
+inline double relative_max_diff(const Tensor& a, const Tensor& b) {
+  const std::vector<float> x = a.to_vector(), y = b.to_vector();
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    diff = std::max(diff, std::abs(static_cast<double>(x[i]) - y[i]));
+    scale = std::max(scale, std::abs(static_cast<double>(y[i])));
+  }
+  return diff / scale;
+}
+
+// A fresh empty directory, removed with its contents when the object goes.
+class TempDir {
+ public:
+  TempDir() {
+    std::string name = (std::filesystem::temp_directory_path() / "nuri_decoder_XXXXXX").string();
+    NURI_CHECK(::mkdtemp(name.data()) != nullptr, "mkdtemp failed for ", name);
+    path_ = name;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace nuri::test
