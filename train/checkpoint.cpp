@@ -67,7 +67,10 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointContents
   const fs::path final_dir = fs::path(run_dir) / cat(kStepPrefix, c.state.step);
   const fs::path temp_dir =
       fs::path(run_dir) / cat(".", kStepPrefix, c.state.step, ".tmp.", ::getpid());
-  fs::remove_all(temp_dir);
+  // Leftovers of a run killed while saving are incomplete by construction.
+  for (const auto& entry : fs::directory_iterator(run_dir)) {
+    if (entry.path().filename().string().rfind(cat(".", kStepPrefix), 0) == 0) fs::remove_all(entry.path());
+  }
   fs::create_directory(temp_dir);
   try {
     c.model.save((temp_dir / "model.safetensors").string());

@@ -1,0 +1,139 @@
+#include "train/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "kernels/error.h"
+#include "kernels/file_io.h"
+#include "train/checkpoint.h"
+#include "train_test_util.h"
+
+namespace nuri {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The metrics lines of a run that carry `key`, as (step, value) pairs.
+std::vector<std::pair<int64_t, double>> series(const std::string& metrics, const std::string& key) {
+  std::vector<std::pair<int64_t, double>> out;
+  std::ifstream in(metrics);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto record = nlohmann::json::parse(line);
+    if (record.contains(key)) out.emplace_back(record["step"], record[key]);
+  }
+  return out;
+}
+
+TrainSummary run(const nlohmann::json& config, const std::string& resume = "") {
+  return train_text_model(parse_train_config(config, {}, "test config"), {resume, nullptr});
+}
+
+TEST(Trainer, LearnsAndWritesEverything) {
+  const auto dir = testing::fresh_dir("learns");
+  auto config = testing::tiny_config(dir, 40);
+  config["checkpoint"]["every"] = 10;
+  config["checkpoint"]["keep"] = 2;
+  config["eval"]["every"] = 20;
+  const auto summary = run(config);
+  EXPECT_EQ(summary.step, 40);
+  EXPECT_EQ(summary.skipped_steps, 0);
+  EXPECT_FALSE(summary.interrupted);
+  // Held-out loss is measured against the unigram baseline of the same tokens.
+  EXPECT_TRUE(std::isfinite(summary.eval_loss));
+  EXPECT_GT(summary.unigram_loss, 0);
+
+  const auto losses = series(dir + "/run/metrics.jsonl", "loss");
+  ASSERT_EQ(losses.size(), 40u);
+  EXPECT_LT(losses.back().second, losses.front().second - 1.0);  // it learns
+  for (const auto* key : {"lr", "grad_norm", "tokens_per_s", "elapsed_s"}) {
+    EXPECT_EQ(series(dir + "/run/metrics.jsonl", key).size(), 40u) << key;
+  }
+  EXPECT_EQ(series(dir + "/run/metrics.jsonl", "eval_loss").size(), 2u);
+
+  // Only the newest two checkpoints remain, each complete, and no temporary directory.
+  EXPECT_EQ(list_checkpoints(dir + "/run"), (std::vector<int64_t>{30, 40}));
+  for (const auto& entry : fs::directory_iterator(dir + "/run")) {
+    EXPECT_NE(entry.path().filename().string()[0], '.') << entry.path();
+  }
+  for (const auto* file : {"model.safetensors", "optimizer.safetensors", "trainer_state.json",
+                           "config.json", "train_config.json", "tokenizer.json"}) {
+    EXPECT_TRUE(fs::exists(dir + "/run/step-40/" + file)) << file;
+  }
+  const auto config_json = nlohmann::json::parse(read_file(dir + "/run/step-40/config.json"));
+  EXPECT_EQ(config_json["architectures"][0], "LlamaForCausalLM");
+  EXPECT_EQ(config_json["num_key_value_heads"], 1);
+  EXPECT_EQ(read_file(dir + "/run/loss.png").substr(0, 4), "\x89PNG");
+
+  // The checkpoint loads as a model with the same vocabulary as its tokenizer.
+  const auto loaded = load_model(dir + "/run");
+  EXPECT_EQ(loaded.model.config().vocab_size, loaded.tokenizer.vocab_size());
+}
+
+TEST(Trainer, ResumeIsBitIdentical) {
+  const auto whole = testing::fresh_dir("resume-whole");
+  const auto split = testing::fresh_dir("resume-split");
+  auto config = testing::tiny_config(whole, 9);
+  config["train"]["grad_accum"] = 2;
+  run(config);
+
+  // The second run starts from a copy of the first run's step-3 checkpoint (as after a crash).
+  fs::copy(whole + "/tokenizer.json", split + "/tokenizer.json");
+  fs::create_directories(split + "/run");
+  fs::copy(whole + "/run/step-3", split + "/run/step-3", fs::copy_options::recursive);
+  auto resumed = testing::tiny_config(split, 9);
+  resumed["train"]["grad_accum"] = 2;
+  resumed["data"]["shard_dir"] = split + "/shards";
+  run(resumed, split + "/run/step-3");
+
+  const auto a = series(whole + "/run/metrics.jsonl", "loss");
+  const auto b = series(split + "/run/metrics.jsonl", "loss");
+  ASSERT_EQ(a.size(), 9u);
+  ASSERT_EQ(b.size(), 6u);  // steps 4..9; the copied checkpoint brought no earlier metrics
+  for (size_t i = 0; i < b.size(); ++i) {
+    EXPECT_EQ(b[i].first, a[i + 3].first);
+    EXPECT_EQ(b[i].second, a[i + 3].second) << "step " << b[i].first;  // bit for bit
+  }
+  EXPECT_EQ(series(split + "/run/metrics.jsonl", "grad_norm").back().second,
+            series(whole + "/run/metrics.jsonl", "grad_norm").back().second);
+  EXPECT_EQ(read_file(split + "/run/step-9/model.safetensors"),
+            read_file(whole + "/run/step-9/model.safetensors"));
+  EXPECT_EQ(read_file(split + "/run/step-9/optimizer.safetensors"),
+            read_file(whole + "/run/step-9/optimizer.safetensors"));
+}
+
+TEST(Trainer, DamagedCheckpointsAreNamedErrors) {
+  const auto dir = testing::fresh_dir("damaged");
+  auto config = testing::tiny_config(dir, 3);
+  run(config);
+  const std::string step = dir + "/run/step-3";
+
+  auto expect_error = [&](const std::string& needle) {
+    try {
+      run(config, step);
+      ADD_FAILURE() << "resume succeeded; expected an error naming " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  const std::string state = read_file(step + "/trainer_state.json");
+  write_file_atomic(step + "/trainer_state.json", "{\"step\": 3}");
+  expect_error("'samples' is missing");
+  write_file_atomic(step + "/trainer_state.json", "{not json");
+  expect_error("trainer_state.json: not valid JSON");
+  write_file_atomic(step + "/trainer_state.json", state);
+
+  const std::string model = read_file(step + "/model.safetensors");
+  write_file_atomic(step + "/model.safetensors", model.substr(0, model.size() / 2));
+  expect_error("model.safetensors");
+  write_file_atomic(step + "/model.safetensors", model);
+
+  fs::remove(step + "/optimizer.safetensors");
+  expect_error("optimizer.safetensors");
+  EXPECT_THROW(resolve_checkpoint(dir + "/nothing-here"), Error);
+}
+
+}  // namespace
+}  // namespace nuri
