@@ -148,7 +148,7 @@ class BpeLearner {
       for (char c : text) word.symbols.push_back(static_cast<uint8_t>(c));
       words_.push_back(std::move(word));
     }
-    for (uint32_t w = 0; w < words_.size(); ++w) add_pairs(w, -1);
+    for (uint32_t w = 0; w < words_.size(); ++w) add_pairs(w, +1);
     for (const auto& [pair, stats] : pairs_) {
       if (stats.count > 0) queue_.push({stats.count, pair});
     }
