@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
       "nuri"};
   app.set_version_flag("--version", version_line());
   app.require_subcommand(0, 1);
+  nuri::cli::add_tokenizer_command(app);
   nuri::cli::add_train_command(app);
   nuri::cli::add_generate_command(app);
   nuri::cli::add_logits_command(app);

@@ -44,6 +44,7 @@ class Tokenizer {
 
  private:
   struct Impl;
+  friend struct TokenizerAccess;  // builds tokenizers from tokenizer.json and from training
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
