@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -17,7 +18,14 @@
 #include "decoder/model.h"
 #include "decoder/sampling.h"
 #include "kernels/autograd.h"
+#include "kernels/ops/activation.h"
 #include "kernels/ops/adamw.h"
+#include "kernels/ops/attention.h"
+#include "kernels/ops/cross_entropy.h"
+#include "kernels/ops/elementwise.h"
+#include "kernels/ops/linear.h"
+#include "kernels/ops/norm.h"
+#include "kernels/ops/rope.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -178,6 +186,84 @@ void bench_generation(const Workload& w, int runs, nlohmann::json& rows) {
   add_row(rows, w.name, "decode tokens/s", 1.0 / median(decode_s), "tokens/s");
 }
 
+// Forward and backward milliseconds of one op at the training shapes (best of 5), so that a
+// training step's time can be attributed: GEMMs (linear) against everything else.
+void time_op(nlohmann::json& rows, const std::string& model, const std::string& name,
+             std::vector<Tensor> inputs, const std::function<Tensor()>& op, int count) {
+  double best_forward = 1e30, best_backward = 1e30;
+  for (int run = 0; run < 6; ++run) {  // run 0 warms up
+    for (Tensor& x : inputs) x.clear_grad();
+    Tape tape;
+    Tensor y;
+    const auto start = Clock::now();
+    {
+      TapeScope scope(tape);
+      y = op();
+    }
+    const double forward = seconds_since(start);
+    const Tensor seed = Tensor::ones(y.shape());
+    const auto middle = Clock::now();
+    tape.backward({y}, {seed});
+    const double backward = seconds_since(middle);
+    if (run == 0) continue;
+    best_forward = std::min(best_forward, forward);
+    best_backward = std::min(best_backward, backward);
+  }
+  const std::string label = name + " x" + std::to_string(count);
+  add_row(rows, model, label + " fwd", best_forward * 1e3 * count, "ms/step");
+  add_row(rows, model, label + " bwd", best_backward * 1e3 * count, "ms/step");
+}
+
+// Every op of a training step at the workload's shapes, times the number of its calls per step.
+void bench_breakdown(const Workload& w, nlohmann::json& rows) {
+  const DecoderConfig& c = w.config;
+  const int64_t b = w.batch, t = w.seq, d = c.hidden_size, hd = c.resolved_head_dim();
+  const int64_t hq = c.num_attention_heads, hkv = c.num_key_value_heads;
+  const int layers = static_cast<int>(c.num_hidden_layers);
+  Generator gen{5, 0};
+  const auto random = [&](const Shape& shape) {
+    Tensor x = Tensor::empty(shape);
+    normal_(x, gen, 0.0f, 0.1f);
+    x.set_requires_grad();
+    return x;
+  };
+  const Tensor x = random({b, t, d}), mid = random({b, t, c.intermediate_size});
+  const Tensor wq = random({hq * hd, d}), wkv = random({hkv * hd, d}), wo = random({d, hq * hd});
+  const Tensor wup = random({c.intermediate_size, d}), wdown = random({d, c.intermediate_size});
+  const Tensor head = random({c.vocab_size, d}), norm = random({d});
+  const Tensor q = random({b, t, hq, hd}), k = random({b, t, hkv, hd}), v = random({b, t, hkv, hd});
+  const Tensor a = random({b, t, hq * hd}), logits = random({b * t, c.vocab_size});
+  const Tensor positions = position_ids(0, t);
+  const Tensor targets = random_ids(b * t, 1, c.vocab_size, 4).view({b * t});
+  time_op(
+      rows, w.name, "linear q_proj", {x, wq}, [&] { return linear(x, wq); }, layers);
+  time_op(
+      rows, w.name, "linear k/v_proj", {x, wkv}, [&] { return linear(x, wkv); }, 2 * layers);
+  time_op(
+      rows, w.name, "linear o_proj", {a, wo}, [&] { return linear(a, wo); }, layers);
+  time_op(
+      rows, w.name, "linear gate/up", {x, wup}, [&] { return linear(x, wup); }, 2 * layers);
+  time_op(
+      rows, w.name, "linear down", {mid, wdown}, [&] { return linear(mid, wdown); }, layers);
+  time_op(
+      rows, w.name, "linear lm_head", {x, head}, [&] { return linear(x, head); }, 1);
+  time_op(
+      rows, w.name, "attention", {q, k, v}, [&] { return attention(q, k, v); }, layers);
+  time_op(
+      rows, w.name, "rope", {q}, [&] { return rope(q, positions, c.rope_theta); }, layers);
+  time_op(
+      rows, w.name, "rope kv", {k}, [&] { return rope(k, positions, c.rope_theta); }, layers);
+  time_op(
+      rows, w.name, "rms_norm", {x, norm}, [&] { return rms_norm(x, norm, 1e-6f); },
+      2 * layers + 1);
+  time_op(
+      rows, w.name, "swiglu", {mid}, [&] { return swiglu(mid, mid); }, layers);
+  time_op(
+      rows, w.name, "add", {x}, [&] { return add(x, x); }, 2 * layers);
+  time_op(
+      rows, w.name, "cross_entropy", {logits}, [&] { return cross_entropy(logits, targets); }, 1);
+}
+
 }  // namespace
 }  // namespace nuri
 
@@ -192,6 +278,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--steps", steps, "Timed training steps per model")->check(CLI::PositiveNumber);
   app.add_option("--runs", runs, "Timed generations per model")->check(CLI::PositiveNumber);
+  bool breakdown = false;
+  app.add_flag("--breakdown", breakdown, "Also time each op of a training step");
   CLI11_PARSE(app, argc, argv);
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
@@ -217,6 +305,7 @@ int main(int argc, char** argv) {
       bench_training(w, steps, out["rows"]);
       add_row(out["rows"], w.name, "train peak RSS", peak_rss_mib(), "MiB");
       bench_generation(w, runs, out["rows"]);
+      if (breakdown) bench_breakdown(w, out["rows"]);
     }
     if (!json_path.empty()) {
       const std::string tmp = json_path + ".tmp";
