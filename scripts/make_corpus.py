@@ -5,6 +5,8 @@ Each HTML page becomes one document: markup, scripts and navigation are stripped
 collapsed, near-empty and already-seen paragraphs are dropped, and the text is NFC-normalized.
 Paragraphs are written one per line and documents are separated by a blank line. A fixed hash of
 each document's path decides whether it is held out, so reruns give byte-identical files.
+Writes train.txt, valid.txt, valid-ko.txt (the held-out Korean documents alone) and stats.json
+(per split: bytes, documents, characters and the share of characters that are Hangul).
 """
 
 import argparse

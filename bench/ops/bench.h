@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/timing.h"
+
 namespace nuri::bench {
 
 // One measured figure.
@@ -28,19 +30,6 @@ class Report {
  private:
   std::vector<Row> rows_;
 };
-
-// Seconds per call of fn: the median of repeated runs after a warm-up, running for at least
-// `min_seconds` in all and at least `min_runs` times.
-double seconds_per_call(const std::function<void()>& fn, double min_seconds = 1.0,
-                        int min_runs = 3);
-
-// Two workloads timed in alternation (a, b, a, b, ...) so that both see the same machine state:
-// the median seconds per call of each, and the median of the per-round ratios b / a.
-struct Paired {
-  double a_seconds = 0, b_seconds = 0, b_over_a = 0;
-};
-Paired paired_seconds_per_call(const std::function<void()>& a, const std::function<void()>& b,
-                               int rounds = 9);
 
 struct Benchmark {
   std::string name;
