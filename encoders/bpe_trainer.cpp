@@ -168,7 +168,7 @@ class BpeLearner {
       }
       if (current < min_frequency) break;
       merge(top.pair);
-      if (progress && (merges_.size() % 256 == 0 || tokens_.size() == target)) {
+      if (progress && merges_.size() % 256 == 0) {
         std::fprintf(stderr, "\rtokenizer: merges %zu/%zu", tokens_.size() - 256, total);
       }
     }

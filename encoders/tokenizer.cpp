@@ -132,7 +132,8 @@ class AddedMatcher {
   std::vector<Entry> entries_;  // longest first
 };
 
-// Open-addressing map from a pair of token ids to the rank of their merge and the merged id.
+// Open-addressing map from a pair of token ids to the rank of their merge and the merged id;
+// key and value share a 16-byte slot, so a lookup touches one cache line.
 class MergeMap {
  public:
   struct Value {
@@ -143,29 +144,32 @@ class MergeMap {
              const std::vector<int32_t>& merged_ids) {
     size_t capacity = 16;
     while (capacity < merges.size() * 2) capacity *= 2;
-    keys_.assign(capacity, kEmpty);
-    values_.assign(capacity, {0, 0});
+    slots_.assign(capacity, Slot{kEmpty, {0, 0}});
     mask_ = capacity - 1;
     for (size_t rank = 0; rank < merges.size(); ++rank) {
       const uint64_t key = pack(merges[rank].first, merges[rank].second);
       size_t slot = hash(key) & mask_;
-      while (keys_[slot] != kEmpty && keys_[slot] != key) slot = (slot + 1) & mask_;
-      keys_[slot] = key;  // a repeated pair keeps its last rank, as in Hugging Face
-      values_[slot] = {static_cast<int32_t>(rank), merged_ids[rank]};
+      while (slots_[slot].key != kEmpty && slots_[slot].key != key) slot = (slot + 1) & mask_;
+      // A repeated pair keeps its last rank, as in Hugging Face.
+      slots_[slot] = {key, {static_cast<int32_t>(rank), merged_ids[rank]}};
     }
   }
   // The merge of (a, b), or nullptr.
   const Value* find(int32_t a, int32_t b) const {
-    if (keys_.empty()) return nullptr;
+    if (slots_.empty()) return nullptr;
     const uint64_t key = pack(a, b);
     for (size_t slot = hash(key) & mask_;; slot = (slot + 1) & mask_) {
-      if (keys_[slot] == key) return &values_[slot];
-      if (keys_[slot] == kEmpty) return nullptr;
+      if (slots_[slot].key == key) return &slots_[slot].value;
+      if (slots_[slot].key == kEmpty) return nullptr;
     }
   }
 
  private:
   static constexpr uint64_t kEmpty = ~0ull;
+  struct Slot {
+    uint64_t key;
+    Value value;
+  };
   static uint64_t pack(int32_t a, int32_t b) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
@@ -175,8 +179,7 @@ class MergeMap {
     key ^= key >> 33;
     return static_cast<size_t>(key);
   }
-  std::vector<uint64_t> keys_;
-  std::vector<Value> values_;
+  std::vector<Slot> slots_;
   size_t mask_ = 0;
 };
 
@@ -221,8 +224,8 @@ class PieceCache {
   }
 
  private:
-  static constexpr size_t kSlots = size_t{1} << 16;
-  static constexpr size_t kKeyBytes = size_t{1} << 20;
+  static constexpr size_t kSlots = size_t{1} << 17;
+  static constexpr size_t kKeyBytes = size_t{1} << 22;
   struct Slot {
     uint64_t hash = 0;  // 0: empty
     uint32_t key_offset = 0;

@@ -3,6 +3,7 @@
 #include <pcre2.h>
 #include <utf8proc.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -178,7 +179,10 @@ size_t check_utf8(std::string_view text, bool& needs_nfc) {
   return std::string_view::npos;
 }
 
-std::string nfc(std::string_view text) {
+namespace {
+
+// NFC of valid UTF-8 through utf8proc.
+std::string nfc_whole(std::string_view text) {
   utf8proc_uint8_t* out = nullptr;
   const utf8proc_ssize_t n =
       utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
@@ -187,6 +191,46 @@ std::string nfc(std::string_view text) {
   std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(out, &std::free);
   NURI_CHECK(n >= 0, "tokenizer: NFC normalization failed: ", utf8proc_errmsg(n));
   return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+}
+
+}  // namespace
+
+std::string nfc(std::string_view text) {
+  // NFC never acts across the start of an NFC-inert character, so only the stretches from the
+  // character before a run of other code points up to the next inert character go through
+  // utf8proc; the rest is copied.
+  std::string out;
+  out.reserve(text.size() + 16);
+  size_t copied = 0;      // text before this is in `out`
+  size_t last_start = 0;  // start of the last inert character seen
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t len = 0;
+    utf8proc_int32_t c = 0;
+    len = static_cast<size_t>(
+        utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + i),
+                         static_cast<utf8proc_ssize_t>(text.size() - i), &c));
+    if (nfc_inert(static_cast<uint32_t>(c))) {
+      last_start = i;
+      i += len;
+      continue;
+    }
+    size_t end = i + len;
+    while (end < text.size()) {
+      const auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + end),
+                                      static_cast<utf8proc_ssize_t>(text.size() - end), &c);
+      if (nfc_inert(static_cast<uint32_t>(c))) break;
+      end += static_cast<size_t>(n);
+    }
+    const size_t begin = std::max(copied, std::min(last_start, i));
+    out.append(text.substr(copied, begin - copied));
+    out += nfc_whole(text.substr(begin, end - begin));
+    copied = end;
+    last_start = end;
+    i = end;
+  }
+  out.append(text.substr(copied));
+  return out;
 }
 
 Regex::Regex(const std::string& pattern, const std::string& origin) {

@@ -257,6 +257,26 @@ TEST(Tokenizer, NfcQuickCheckIsSound) {
   for (int32_t c = 0x11A8; c <= 0x11C2; ++c) EXPECT_FALSE(inert(c));
 }
 
+// NFC that copies inert stretches equals utf8proc's NFC of the whole text, on random mixes of
+// starters, combining marks, jamo and compatibility characters.
+TEST(Tokenizer, NfcByStretchesEqualsWholeNfc) {
+  const std::vector<std::string> parts = {
+      "a",      "e",      " ",      "가",     "\u1100", "\u1161", "\u11a8", "\u0301", "\u0323",
+      "\u212b", "\u00c5", "\u0041", "\u030a", "\u3099", "\u304b", "ﬁ",      "\n",     "😀"};
+  uint32_t state = 7;
+  for (int round = 0; round < 2000; ++round) {
+    std::string text;
+    for (int k = 0; k < 12; ++k) {
+      state = state * 1664525u + 1013904223u;
+      text += parts[(state >> 16) % parts.size()];
+    }
+    utf8proc_uint8_t* whole = utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(text.c_str()));
+    ASSERT_NE(whole, nullptr);
+    EXPECT_EQ(nfc(text), std::string(reinterpret_cast<char*>(whole))) << text;
+    std::free(whole);
+  }
+}
+
 // A valid tokenizer.json to break in one place at a time.
 json valid_json() {
   return json::parse(read_text(kData + "tokenizer.json"));
