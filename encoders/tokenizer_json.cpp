@@ -1,19 +1,12 @@
 // Reading and writing Hugging Face tokenizer.json for the byte-level BPE tokenizer. Anything
 // this tokenizer would not reproduce exactly is rejected with an error naming the field.
-#include <fcntl.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "encoders/tokenizer.h"
 #include "encoders/tokenizer_model.h"
 #include "kernels/error.h"
+#include "kernels/file_io.h"
 
 namespace nuri {
 
@@ -236,28 +229,6 @@ void read_added_tokens(const Reader& r, const json& root, TokenizerModel& model)
   }
 }
 
-// Writes `text` to `path` through a temporary file in the same directory and a rename.
-void write_atomically(const std::string& path, const std::string& text) {
-  static std::atomic<uint64_t> counter{0};
-  const std::string temp = cat(path, ".tmp.", ::getpid(), ".", counter++);
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  NURI_CHECK(fd >= 0, path, ": creating ", temp, " failed: ", std::strerror(errno));
-  size_t done = 0;
-  int error = 0;
-  while (done < text.size() && error == 0) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno != EINTR) error = errno;
-    if (n > 0) done += static_cast<size_t>(n);
-  }
-  if (error == 0 && ::fsync(fd) != 0) error = errno;
-  if (::close(fd) != 0 && error == 0) error = errno;
-  if (error == 0 && ::rename(temp.c_str(), path.c_str()) != 0) error = errno;
-  if (error != 0) {
-    ::unlink(temp.c_str());
-    fail(path, ": writing failed: ", std::strerror(error));
-  }
-}
-
 }  // namespace
 
 Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin) {
@@ -301,12 +272,7 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
 }
 
 Tokenizer Tokenizer::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  NURI_CHECK(in, path, ": cannot open: ", std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  NURI_CHECK(!in.bad(), path, ": read failed");
-  return from_json(text.str(), path);
+  return from_json(read_file(path), path);
 }
 
 std::string Tokenizer::to_json() const {
@@ -370,7 +336,7 @@ std::string Tokenizer::to_json() const {
 }
 
 void Tokenizer::save(const std::string& path) const {
-  write_atomically(path, to_json());
+  write_file_atomic(path, to_json());
 }
 
 }  // namespace nuri

@@ -74,12 +74,13 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
 
 void sync_directory(const std::string& directory) {
   const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  NURI_CHECK(fd >= 0, "opening directory ", directory, " to sync it failed: ", std::strerror(errno));
+  NURI_CHECK(fd >= 0, "opening directory ", directory,
+             " to sync it failed: ", std::strerror(errno));
   const int error = ::fsync(fd) == 0 ? 0 : errno;
   ::close(fd);
   // EINVAL: the file system cannot sync directories, so there is nothing more to wait for.
-  NURI_CHECK(error == 0 || error == EINVAL, "syncing directory ", directory, " failed: ",
-             std::strerror(error));
+  NURI_CHECK(error == 0 || error == EINVAL, "syncing directory ", directory,
+             " failed: ", std::strerror(error));
 }
 
 }  // namespace nuri

@@ -69,7 +69,8 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointContents
       fs::path(run_dir) / cat(".", kStepPrefix, c.state.step, ".tmp.", ::getpid());
   // Leftovers of a run killed while saving are incomplete by construction.
   for (const auto& entry : fs::directory_iterator(run_dir)) {
-    if (entry.path().filename().string().rfind(cat(".", kStepPrefix), 0) == 0) fs::remove_all(entry.path());
+    if (entry.path().filename().string().rfind(cat(".", kStepPrefix), 0) == 0)
+      fs::remove_all(entry.path());
   }
   fs::create_directory(temp_dir);
   try {

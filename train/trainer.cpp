@@ -172,10 +172,14 @@ TrainSummary train_text_model(const TrainConfig& config, const TrainOptions& opt
       const Batch batch = train_loader.shuffled_batch(state.samples, tc.batch_size);
       state.samples += tc.batch_size;
       Tape tape;
-      TapeScope scope(tape);
-      const Tensor loss = model.loss(batch.ids, batch.targets);
-      step_loss += static_cast<double>(loss.item()) / static_cast<double>(tc.grad_accum);
-      tape.backward(scale(loss, 1.0f / static_cast<float>(tc.grad_accum)));
+      Tensor scaled_loss;
+      {
+        TapeScope scope(tape);
+        const Tensor loss = model.loss(batch.ids, batch.targets);
+        step_loss += static_cast<double>(loss.item()) / static_cast<double>(tc.grad_accum);
+        scaled_loss = scale(loss, 1.0f / static_cast<float>(tc.grad_accum));
+      }
+      tape.backward(scaled_loss);
     }
     const double lr = warmup_cosine_lr(state.step + 1, tc.steps, config.schedule.warmup_steps,
                                        config.optim.adamw.lr, config.schedule.min_lr_ratio);
