@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -37,7 +38,7 @@ Tokenizer ensure_tokenizer(const TrainConfig& config) {
   TokenizerTrainOptions options;
   options.inputs = config.data.train;
   options.vocab_size = t.vocab_size;
-  options.progress = config.log.progress;
+  options.progress = config.log.progress && ::isatty(STDERR_FILENO);
   Tokenizer tokenizer = train_tokenizer(options);
   const auto parent = fs::path(t.path).parent_path();
   if (!parent.empty()) fs::create_directories(parent);
