@@ -85,10 +85,10 @@ struct Series {
   std::vector<double> steps, values;
 };
 
-// A short label for an axis value.
+// A short label for a loss value.
 std::string label(double value) {
   char text[32];
-  std::snprintf(text, sizeof(text), std::abs(value) >= 100 ? "%.0f" : "%.2f", value);
+  std::snprintf(text, sizeof(text), "%.2f", value);
   return text;
 }
 
@@ -139,8 +139,8 @@ bool plot_loss_curve(const std::string& metrics_path, const std::string& png_pat
     const auto y = to_point(0, value).y, x = to_point(step, low).x;
     cv::line(image, {left, y}, {width - right, y}, grid);
     cv::putText(image, label(value), {5, y + 4}, cv::FONT_HERSHEY_SIMPLEX, 0.4, axis);
-    cv::putText(image, label(step), {x - 10, height - bottom + 18}, cv::FONT_HERSHEY_SIMPLEX, 0.4,
-                axis);
+    cv::putText(image, cat(static_cast<int64_t>(std::llround(step))),
+                {x - 10, height - bottom + 18}, cv::FONT_HERSHEY_SIMPLEX, 0.4, axis);
   }
   cv::rectangle(image, {left, top}, {width - right, height - bottom}, axis);
   cv::putText(image, "step", {width / 2, height - 10}, cv::FONT_HERSHEY_SIMPLEX, 0.5, axis);
