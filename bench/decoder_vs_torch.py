@@ -2,7 +2,9 @@
 """Runs nuri-bench-decoder and the same decoders in PyTorch's CPU build in one run, and prints the
 ratios nuri / PyTorch. The models, batch, sequence length and generation lengths are read from
 nuri's JSON output, so both sides build exactly the same shapes; both get the same thread count.
-Each side runs `--rounds` times, alternating, and keeps its best figure.
+Each round runs one model on one side and then on the other, so that the two runs of a pair see
+the same machine state; the table shows each side's best figure and the median over rounds of
+the per-pair ratio.
 
 The PyTorch peer is the Hugging Face Llama forward written with torch ops (RMSNorm, rotate-half
 RoPE, repeat_kv for grouped-query attention, SwiGLU, tied head): Debian's PyTorch 1.13 has no
@@ -187,11 +189,13 @@ def torch_worker(spec, threads, steps, runs):
     return rows
 
 
-def run_nuri(binary, threads, steps, runs, tiny_config):
+def run_nuri(binary, threads, steps, runs, tiny_config, model=None):
+    """nuri's figures; model None lists the models without running them."""
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "nuri.json"
+        extra = ["--model", model] if model else ["--list"]
         subprocess.run([binary, "--threads", str(threads), "--steps", str(steps), "--runs",
-                        str(runs), "--tiny-config", tiny_config, "--json", str(out)],
+                        str(runs), "--tiny-config", tiny_config, "--json", str(out)] + extra,
                        check=True, stdout=subprocess.DEVNULL)
         return json.loads(out.read_text())
 
@@ -243,25 +247,31 @@ def main():
         print("warning: PyTorch is not using OpenBLAS; its figures are not a fair peer",
               file=sys.stderr)
 
-    ours, peer, models = {}, {}, {}
+    # The model specs (configs, batch, lengths) come from nuri's own list, without running it.
+    models = run_nuri(args.bench, args.threads, 1, 1, args.tiny_config)["models"]
+    ours, peer, ratios = {}, {}, {}
     for round_index in range(args.rounds):
-        print(f"round {round_index + 1}/{args.rounds}: nuri ...", flush=True)
-        result = run_nuri(args.bench, args.threads, args.steps, args.runs, args.tiny_config)
-        models = result["models"]
-        for row in result["rows"]:
-            keep_best(ours, (row["model"], row["name"]), row["value"], row["unit"])
         for name, spec in models.items():
-            print(f"round {round_index + 1}/{args.rounds}: pytorch {name} ...", flush=True)
-            for row, (value, unit) in run_torch(spec, args.threads, args.steps, args.runs).items():
-                keep_best(peer, (name, row), value, unit)
+            print(f"round {round_index + 1}/{args.rounds}: {name}: nuri, pytorch ...", flush=True)
+            mine = {(name, row["name"]): (row["value"], row["unit"]) for row in
+                    run_nuri(args.bench, args.threads, args.steps, args.runs, args.tiny_config,
+                             name)["rows"]}
+            theirs = {(name, row): value_unit for row, value_unit in
+                      run_torch(spec, args.threads, args.steps, args.runs).items()}
+            for key, (value, unit) in mine.items():
+                keep_best(ours, key, value, unit)
+                if key in theirs:
+                    ratios.setdefault(key, []).append(value / theirs[key][0])
+            for key, (value, unit) in theirs.items():
+                keep_best(peer, key, value, unit)
 
     print(f"\n{'model':10} {'benchmark':18} {'unit':9} {'nuri':>10} {'pytorch':>10} "
-          f"{'nuri/pytorch':>13}")
+          f"{'nuri/pytorch':>13}  (median of {args.rounds} paired rounds)")
     table = []
     for (model, name), (value, unit) in list(ours.items()) + [
             (key, (None, unit)) for key, (_, unit) in peer.items() if key not in ours]:
         other = peer.get((model, name), (None, unit))[0]
-        ratio = value / other if value and other else None
+        ratio = median(ratios[(model, name)]) if (model, name) in ratios else None
         table.append({"model": model, "name": name, "unit": unit, "nuri": value, "pytorch": other,
                       "ratio": ratio})
         fmt = lambda v: f"{v:10.1f}" if v is not None else f"{'-':>10}"

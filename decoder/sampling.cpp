@@ -62,6 +62,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   // Softmax of score / temperature over the candidates, in double.
   std::vector<double> probs(order.size());
   const double top = scores[order[0]], inv_t = 1.0 / options_.temperature;
+  NURI_CHECK(std::isfinite(top), "sampling: the largest logit is ", top, "; nothing to draw");
   double total = 0;
   for (size_t i = 0; i < order.size(); ++i) {
     probs[i] = std::exp((scores[order[i]] - top) * inv_t);

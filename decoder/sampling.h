@@ -35,8 +35,8 @@ class Sampler {
 // Generation settings beyond sampling.
 struct GenerateOptions {
   int64_t max_new_tokens = 128;
-  std::vector<int32_t> stop_ids;  // generation ends after emitting one of these
-  SamplingOptions sampling;
+  std::vector<int32_t> stop_ids = {};  // generation ends after emitting one of these
+  SamplingOptions sampling = {};
 };
 
 // Prefills `prompt` and samples up to max_new_tokens ids (batch 1), calling on_token for each as

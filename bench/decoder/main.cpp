@@ -278,7 +278,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--steps", steps, "Timed training steps per model")->check(CLI::PositiveNumber);
   app.add_option("--runs", runs, "Timed generations per model")->check(CLI::PositiveNumber);
-  bool breakdown = false;
+  bool breakdown = false, list = false;
+  app.add_flag("--list", list, "Only write the model configs (with --json); run nothing");
   app.add_flag("--breakdown", breakdown, "Also time each op of a training step");
   CLI11_PARSE(app, argc, argv);
   omp_set_num_threads(threads);
@@ -301,6 +302,7 @@ int main(int argc, char** argv) {
                                {"seq", w.seq},
                                {"prompt", w.prompt},
                                {"new_tokens", w.new_tokens}};
+      if (list) continue;
       reset_peak_rss();
       bench_training(w, steps, out["rows"]);
       add_row(out["rows"], w.name, "train peak RSS", peak_rss_mib(), "MiB");

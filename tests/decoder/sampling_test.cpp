@@ -128,6 +128,7 @@ TEST(DecoderSampling, RejectsBadOptions) {
   Sampler ok({});
   EXPECT_THROW(ok.sample(std::vector<float>{}, {}), Error);
   EXPECT_THROW(ok.sample(std::vector<float>{1.0f, NAN}, {}), Error);
+  EXPECT_THROW(ok.sample(std::vector<float>{-INFINITY, -INFINITY}, {}), Error);
 }
 
 // Greedy continuation by full forwards without a cache: the reference for generate().
