@@ -91,12 +91,13 @@ TEST(Tokenizer, SpecialTokensAreSplitOut) {
   std::vector<int32_t> expected = tok.encode("안녕 hello");
   expected.push_back(*eot);
   expected.push_back(*user);
+  // The text after an added token is encoded on its own, so it gets the dummy prefix too.
   const std::vector<int32_t> tail = tok.encode(" world");
   expected.insert(expected.end(), tail.begin(), tail.end());
   const std::vector<int32_t> ids = tok.encode("안녕 hello<|endoftext|><|user|> world");
   EXPECT_EQ(ids, expected);
-  EXPECT_EQ(tok.decode(ids), "안녕 hello<|endoftext|><|user|> world");
-  EXPECT_EQ(tok.decode(ids, /*skip_special=*/true), "안녕 hello world");
+  EXPECT_EQ(tok.decode(ids), "안녕 hello<|endoftext|><|user|>  world");
+  EXPECT_EQ(tok.decode(ids, /*skip_special=*/true), "안녕 hello  world");
 
   // Near misses are ordinary text.
   for (const std::string text : {"<|endoftext|", "<|endoftext |>", "<|ENDOFTEXT|>"}) {
