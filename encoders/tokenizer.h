@@ -46,7 +46,8 @@ class Tokenizer {
   // skip_special drops the special ones. A Strip decoder's characters are removed last.
   std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
   // The text of `ids` that follow earlier ids: `decode` without the Strip decoder's removal, so
-  // decode(a) + decode_continuation(b) == decode(a + b) (for Strip with stop 0).
+  // decode(a) + decode_continuation(b) == decode(a + b) for a Strip with stop 0 and `a` that
+  // decodes to some bytes before stripping (with skip_special: holds a token not special).
   std::string decode_continuation(std::span<const int32_t> ids, bool skip_special = false) const;
 
   int32_t vocab_size() const;  // learned tokens plus added tokens
