@@ -88,7 +88,7 @@ void add_generate_command(CLI::App& app) {
     generate(loaded.model, prompt, args->options, [&](int32_t id) {
       if (loaded.tokenizer.is_special(id)) return true;
       generated.push_back(id);
-      const std::string text = loaded.tokenizer.decode(generated);
+      const std::string text = loaded.tokenizer.decode_continuation(generated);
       const size_t ready = complete_utf8_prefix(text);
       if (ready > printed) {
         std::fwrite(text.data() + printed, 1, ready - printed, stdout);

@@ -88,8 +88,10 @@ void without_specials(std::string_view text, const std::vector<std::string>& spe
 using Counts = std::unordered_map<std::string, uint64_t>;
 
 // Distinct pre-tokens of all inputs with their counts, sorted by bytes.
+// `prefix` (the normalizer's Prepend, or empty) starts each line.
 std::vector<std::pair<std::string, uint64_t>> count_pre_tokens(const TokenizerTrainOptions& options,
-                                                               const Regex& regex) {
+                                                               const Regex& regex,
+                                                               const std::string& prefix) {
   std::vector<std::string> files;
   files.reserve(options.inputs.size());
   for (const std::string& path : options.inputs) files.push_back(read_file(path));
@@ -105,14 +107,28 @@ std::vector<std::pair<std::string, uint64_t>> count_pre_tokens(const TokenizerTr
     try {
       Counts& local = counts[static_cast<size_t>(omp_get_thread_num())];
       const Chunk& chunk = chunks[c];
+      std::string line;
       without_specials(chunk.text, options.special_tokens, [&](std::string_view part, size_t at) {
         bool needs_nfc = false;
         const size_t bad = check_utf8(part, needs_nfc);
         NURI_CHECK(bad == std::string_view::npos, "tokenizer train: ", *chunk.file_name,
                    ": invalid UTF-8 at byte ", chunk.offset + at + bad);
         const std::string normalized = needs_nfc ? nfc(part) : std::string();
-        regex.split(needs_nfc ? std::string_view(normalized) : part,
-                    [&](std::string_view word) { ++local[std::string(word)]; });
+        const std::string_view text = needs_nfc ? std::string_view(normalized) : part;
+        const auto count = [&](std::string_view word) { ++local[std::string(word)]; };
+        if (prefix.empty()) {
+          regex.split(text, count);
+          return;
+        }
+        // Each line, with its newline, is one text that starts with the prefix.
+        for (size_t begin = 0; begin < text.size();) {
+          const size_t newline = text.find('\n', begin);
+          const size_t end = newline == std::string_view::npos ? text.size() : newline + 1;
+          line.assign(prefix);
+          line.append(text.substr(begin, end - begin));
+          regex.split(line, count);
+          begin = end;
+        }
       });
     } catch (...) {
       const std::lock_guard<std::mutex> lock(error_mutex);
@@ -305,14 +321,19 @@ Tokenizer train_tokenizer(const TokenizerTrainOptions& options) {
     }
   }
 
-  const Regex regex(std::string(kLlama3Pattern), "tokenizer train");
-  const auto words = count_pre_tokens(options, regex);
+  TokenizerModel model;
+  if (options.prefix_space) {
+    model.prepend = " ";
+    model.strip = " ";
+    model.strip_start = 1;
+  }
+  const Regex regex(model.pattern, "tokenizer train");
+  const auto words = count_pre_tokens(options, regex, model.prepend);
   BpeLearner learner(words);
   learner.learn(
       static_cast<size_t>(options.vocab_size - static_cast<int64_t>(options.special_tokens.size())),
       static_cast<uint64_t>(options.min_frequency), options.progress);
 
-  TokenizerModel model;
   model.vocab.reserve(learner.tokens().size());
   for (const std::string& token : learner.tokens())
     model.vocab.push_back(bytes_to_byte_level(token));

@@ -411,6 +411,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   };
   const auto push_token = [&](int32_t id) { out.push_back(id); };
   std::string normalized_copy;
+  std::string prepended;
   impl.raw_added.split(
       text,
       [&](std::string_view segment, size_t offset) {
@@ -423,6 +424,11 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
           normalized_copy = nfc(segment);
           normalized = normalized_copy;
         }
+        if (!impl.model.prepend.empty()) {
+          prepended.assign(impl.model.prepend);
+          prepended.append(normalized);
+          normalized = prepended;
+        }
         if (impl.normalized_added.empty()) {
           pre_tokenize(normalized);
         } else {
@@ -434,7 +440,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   return out;
 }
 
-std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
+std::string Tokenizer::decode_continuation(std::span<const int32_t> ids, bool skip_special) const {
   const Impl& impl = *impl_;
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -445,6 +451,24 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
     out += impl.token_bytes[id];
   }
   return out;
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
+  std::string out = decode_continuation(ids, skip_special);
+  const std::string& strip = impl_->model.strip;
+  if (strip.empty()) return out;
+  size_t begin = 0;
+  for (size_t n = 0; n < impl_->model.strip_start && out.compare(begin, strip.size(), strip) == 0;
+       ++n) {
+    begin += strip.size();
+  }
+  size_t end = out.size();
+  for (size_t n = 0; n < impl_->model.strip_stop && end >= begin + strip.size() &&
+                     out.compare(end - strip.size(), strip.size(), strip) == 0;
+       ++n) {
+    end -= strip.size();
+  }
+  return out.substr(begin, end - begin);
 }
 
 int32_t Tokenizer::vocab_size() const {
@@ -530,8 +554,9 @@ Tokenizer TokenizerAccess::build(TokenizerModel model, const std::string& origin
                                  : static_cast<int32_t>(impl->token_bytes.size());
     NURI_CHECK(token.id == expected, origin, ": added_tokens[", i, "] ('", token.content,
                "') has id ", token.id, " but its place gives it id ", expected);
-    // A normalized token stands for its normalized text, and decodes to it.
-    std::string text = token.normalized && model.nfc ? nfc(token.content) : token.content;
+    // A normalized token stands for its normalized text (Prepend included), and decodes to it.
+    std::string text = token.content;
+    if (token.normalized) text = model.prepend + (model.nfc ? nfc(text) : text);
     if (found == impl->ids_by_token.end()) {
       impl->ids_by_token.emplace(token.content, token.id);
       impl->token_bytes.push_back(std::move(text));

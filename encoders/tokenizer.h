@@ -1,6 +1,16 @@
 // Byte-level BPE tokenizer that never produces an unknown token. It reads and writes Hugging Face
-// tokenizer.json (NFC normalizer, Llama-3/Qwen2 split pre-tokenizer, byte-level BPE model and
-// decoder), and `train_tokenizer` learns one from text files.
+// tokenizer.json (NFC and Prepend normalizers, a regex split pre-tokenizer such as Llama-3's,
+// byte-level BPE model, byte-level decoder with an optional Strip), and `train_tokenizer` learns
+// one from text files.
+//
+// Dummy prefix: a tokenizer with normalizer Prepend(" ") and decoder Strip(" ", 1, 0), as
+// `train_tokenizer` makes by default, encodes each text as if it began with a space, so a word
+// at the start of a text gets the same token as inside it (SentencePiece's dummy prefix). Like
+// Hugging Face, it also prepends the space to the text after each added token, and decode
+// removes one leading space of the whole decoding. To decode a sequence piece by piece (say,
+// tokens as they are generated after a prompt), decode the first piece with `decode` and the
+// following ones with `decode_continuation`: the pieces then concatenate to `decode` of the
+// whole sequence.
 #pragma once
 
 #include <cstdint>
@@ -31,9 +41,14 @@ class Tokenizer {
   // Safe to call from several threads at once. Invalid UTF-8 is a nuri::Error naming the byte
   // offset.
   std::vector<int32_t> encode(std::string_view text) const;
-  // The text of `ids`; decode(encode(s)) == NFC(s) for any valid UTF-8 s. Added tokens decode
-  // to their (normalized) text as written; skip_special drops the special ones.
+  // The text of `ids`; decode(encode(s)) == NFC(s) for any valid UTF-8 s (with a dummy prefix:
+  // any s without added tokens). Added tokens decode to their (normalized) text as written;
+  // skip_special drops the special ones. A Strip decoder's characters are removed last.
   std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
+  // The text of `ids` that follow earlier ids: `decode` without the Strip decoder's removal, so
+  // decode(a) + decode_continuation(b) == decode(a + b) for a Strip with stop 0 and `a` that
+  // decodes to some bytes before stripping (with skip_special: holds a token not special).
+  std::string decode_continuation(std::span<const int32_t> ids, bool skip_special = false) const;
 
   int32_t vocab_size() const;  // learned tokens plus added tokens
   std::optional<int32_t> token_to_id(std::string_view token) const;
@@ -56,6 +71,9 @@ struct TokenizerTrainOptions {
   std::vector<std::string> inputs;  // UTF-8 text files
   int32_t vocab_size = 8192;        // total, special tokens included
   int32_t min_frequency = 2;        // a pair seen fewer times is never merged
+  // Encode with a dummy prefix space (normalizer Prepend(" "), decoder Strip(" ", 1, 0)); the
+  // trainer then counts each line of the inputs as one text that starts with the space.
+  bool prefix_space = true;
   std::vector<std::string> special_tokens = default_special_tokens();
   int threads = 0;  // for counting pre-tokens; 0 means the OpenMP default
   bool progress = false;

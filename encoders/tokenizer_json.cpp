@@ -1,6 +1,8 @@
 // Reading and writing Hugging Face tokenizer.json for the byte-level BPE tokenizer. Anything
 // this tokenizer would not reproduce exactly is rejected with an error naming the field.
 
+#include <utf8proc.h>
+
 #include <nlohmann/json.hpp>
 
 #include "encoders/tokenizer.h"
@@ -70,25 +72,77 @@ class Reader {
   const std::string& origin_;
 };
 
-// The normalizer: null, NFC, or a Sequence of NFC (or of nothing). Returns whether NFC applies.
-bool read_normalizer(const Reader& r, const json& root) {
+// One normalizer step: NFC, or Prepend (after any NFC) with a non-empty string.
+void read_normalizer_step(const Reader& r, const json& step, const std::string& field,
+                          TokenizerModel& model) {
+  const std::string type = r.type(step, field);
+  if (type == "NFC") {
+    if (!model.prepend.empty()) r.fail_at(field + ".type", "NFC after Prepend is not supported");
+    model.nfc = true;
+  } else if (type == "Prepend") {
+    if (!model.prepend.empty()) r.fail_at(field + ".type", "a second Prepend is not supported");
+    model.prepend = r.string(step, field, "prepend");
+    if (model.prepend.empty()) r.fail_at(field + ".prepend", "must not be empty");
+  } else {
+    r.fail_at(field + ".type", cat("'", type, "' is not supported"));
+  }
+}
+
+// The normalizer: null, NFC, Prepend, or a Sequence of those with any Prepend last.
+void read_normalizer(const Reader& r, const json& root, TokenizerModel& model) {
+  model.nfc = false;
   const auto found = root.find("normalizer");
-  if (found == root.end() || found->is_null()) return false;
-  const std::string type = r.type(*found, "normalizer");
-  if (type == "NFC") return true;
-  if (type != "Sequence") r.fail_at("normalizer.type", cat("'", type, "' is not supported"));
+  if (found == root.end() || found->is_null()) return;
+  if (r.type(*found, "normalizer") != "Sequence") {
+    read_normalizer_step(r, *found, "normalizer", model);
+    return;
+  }
   const auto list = found->find("normalizers");
   if (list == found->end() || !list->is_array()) {
     r.fail_at("normalizer.normalizers", "must be an array");
   }
-  bool nfc = false;
   for (size_t i = 0; i < list->size(); ++i) {
-    const std::string field = cat("normalizer.normalizers[", i, "]");
-    const std::string inner = r.type((*list)[i], field);
-    if (inner != "NFC") r.fail_at(field + ".type", cat("'", inner, "' is not supported"));
-    nfc = true;
+    read_normalizer_step(r, (*list)[i], cat("normalizer.normalizers[", i, "]"), model);
   }
-  return nfc;
+}
+
+// The decoder: ByteLevel, or a Sequence of ByteLevel and Strip.
+void read_decoder(const Reader& r, const json& root, TokenizerModel& model) {
+  const auto found = root.find("decoder");
+  if (found == root.end() || found->is_null()) r.fail_at("decoder", "is missing");
+  const std::string type = r.type(*found, "decoder");
+  if (type == "ByteLevel") return;
+  if (type != "Sequence") r.fail_at("decoder.type", cat("'", type, "' is not supported"));
+  const auto list = found->find("decoders");
+  if (list == found->end() || !list->is_array() || list->size() != 2) {
+    r.fail_at("decoder.decoders", "must be an array of ByteLevel and Strip");
+  }
+  const std::string first = r.type((*list)[0], "decoder.decoders[0]");
+  if (first != "ByteLevel") {
+    r.fail_at("decoder.decoders[0].type",
+              cat("'", first, "' is not supported (expected ByteLevel)"));
+  }
+  const json& strip = (*list)[1];
+  const std::string second = r.type(strip, "decoder.decoders[1]");
+  if (second != "Strip") {
+    r.fail_at("decoder.decoders[1].type", cat("'", second, "' is not supported (expected Strip)"));
+  }
+  model.strip = r.string(strip, "decoder.decoders[1]", "content");
+  utf8proc_int32_t c = 0;
+  const auto length =
+      utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(model.strip.data()),
+                       static_cast<utf8proc_ssize_t>(model.strip.size()), &c);
+  if (model.strip.empty() || length != static_cast<utf8proc_ssize_t>(model.strip.size()))
+    r.fail_at("decoder.decoders[1].content", "must be one character");
+  const auto count = [&](const char* key) {
+    const auto value = strip.find(key);
+    if (value == strip.end() || !value->is_number_unsigned()) {
+      r.fail_at(cat("decoder.decoders[1].", key), "must be an integer 0 or more");
+    }
+    return value->get<size_t>();
+  };
+  model.strip_start = count("start");
+  model.strip_stop = count("stop");
 }
 
 // The pre-tokenizer: Sequence[Split(Regex, Isolated), ByteLevel(no prefix space, no regex)].
@@ -252,7 +306,7 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
   r.require_unset(root, "", "padding");
 
   TokenizerModel model;
-  model.nfc = read_normalizer(r, root);
+  read_normalizer(r, root, model);
   read_pre_tokenizer(r, root, model);
   const auto post = root.find("post_processor");
   if (post != root.end() && !post->is_null()) {
@@ -260,12 +314,7 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
     if (type != "ByteLevel") r.fail_at("post_processor.type", cat("'", type, "' is not supported"));
     model.byte_level_post = true;
   }
-  const auto decoder = root.find("decoder");
-  if (decoder == root.end() || decoder->is_null()) r.fail_at("decoder", "is missing");
-  const std::string decoder_type = r.type(*decoder, "decoder");
-  if (decoder_type != "ByteLevel") {
-    r.fail_at("decoder.type", cat("'", decoder_type, "' is not supported"));
-  }
+  read_decoder(r, root, model);
   read_model(r, root, model);
   read_added_tokens(r, root, model);
   return TokenizerAccess::build(std::move(model), origin);
@@ -292,7 +341,14 @@ std::string Tokenizer::to_json() const {
                      {"special", token.special}});
   }
   root["added_tokens"] = added;
-  root["normalizer"] = model.nfc ? ordered_json{{"type", "NFC"}} : ordered_json(nullptr);
+  ordered_json normalizers = ordered_json::array();
+  if (model.nfc) normalizers.push_back({{"type", "NFC"}});
+  if (!model.prepend.empty())
+    normalizers.push_back({{"type", "Prepend"}, {"prepend", model.prepend}});
+  root["normalizer"] = normalizers.empty() ? ordered_json(nullptr)
+                       : normalizers.size() == 1
+                           ? normalizers[0]
+                           : ordered_json{{"type", "Sequence"}, {"normalizers", normalizers}};
   root["pre_tokenizer"] = {{"type", "Sequence"},
                            {"pretokenizers",
                             {{{"type", "Split"},
@@ -308,10 +364,19 @@ std::string Tokenizer::to_json() const {
                                                                 {"trim_offsets", false},
                                                                 {"use_regex", false}}
                                                  : ordered_json(nullptr);
-  root["decoder"] = {{"type", "ByteLevel"},
-                     {"add_prefix_space", true},
-                     {"trim_offsets", true},
-                     {"use_regex", true}};
+  const ordered_json byte_level = {{"type", "ByteLevel"},
+                                   {"add_prefix_space", true},
+                                   {"trim_offsets", true},
+                                   {"use_regex", true}};
+  ordered_json decoder = byte_level;
+  if (!model.strip.empty()) {
+    const ordered_json strip = {{"type", "Strip"},
+                                {"content", model.strip},
+                                {"start", model.strip_start},
+                                {"stop", model.strip_stop}};
+    decoder = {{"type", "Sequence"}, {"decoders", ordered_json::array({byte_level, strip})}};
+  }
+  root["decoder"] = decoder;
   ordered_json vocab = ordered_json::object();
   for (size_t id = 0; id < model.vocab.size(); ++id) vocab[model.vocab[id]] = id;
   ordered_json merges = ordered_json::array();

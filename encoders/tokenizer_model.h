@@ -16,10 +16,12 @@
 
 namespace nuri {
 
-// The Llama-3 split regex: contractions, letter runs with one leading non-letter, digit groups
-// of up to three, punctuation runs, newlines and other whitespace.
-inline constexpr std::string_view kLlama3Pattern =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+// The split regex the trainer writes: Llama-3's (contractions, letter runs with one leading
+// non-letter, digit groups of up to three, punctuation runs, newlines and other whitespace),
+// except that a digit group takes one leading space as in GPT-2's, so " 42" is one pre-token
+// like " word".
+inline constexpr std::string_view kSplitPattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+| ?\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 // One entry of tokenizer.json's added_tokens.
 struct AddedToken {
@@ -38,8 +40,12 @@ struct TokenizerModel {
   std::vector<std::string> vocab;
   std::vector<std::pair<int32_t, int32_t>> merges;
   std::vector<AddedToken> added_tokens;  // in file order, ids at or past vocab.size() or aliases
-  std::string pattern = std::string(kLlama3Pattern);
-  bool nfc = true;                 // normalizer NFC (false: no normalizer)
+  std::string pattern = std::string(kSplitPattern);
+  bool nfc = true;         // normalizer NFC
+  std::string prepend;     // normalizer Prepend after NFC: put before each text segment ("": none)
+  std::string strip;       // decoder Strip after ByteLevel: the character it removes ("": none)
+  size_t strip_start = 0;  // Strip removes up to this many `strip` characters at the start
+  size_t strip_stop = 0;   // and up to this many at the end
   bool ignore_merges = false;      // a word found whole in the vocab is one token
   bool trim_offsets = true;        // ByteLevel pre-tokenizer flag, kept for saving
   bool byte_level_post = false;    // post_processor ByteLevel (true) or null

@@ -145,8 +145,10 @@ TEST(BpeTrainer, RespectsMinFrequency) {
   options.vocab_size = 1000;
   options.min_frequency = 3;
   const Tokenizer tok = train_tokenizer(options);
-  // "ab" (3 times) and " ab" parts merge; "cd" (twice) does not.
-  EXPECT_TRUE(tok.token_to_id("ab").has_value());
+  // With the dummy prefix every word is " ab" (3 times) or " cd" (twice): " ab" (written
+  // "\u0120ab" in the byte-level alphabet) is learned, no part of " cd" is.
+  EXPECT_TRUE(tok.token_to_id("\u0120ab").has_value());
+  EXPECT_FALSE(tok.token_to_id("\u0120c").has_value());
   EXPECT_FALSE(tok.token_to_id("cd").has_value());
   options.min_frequency = 4;
   const Tokenizer none = train_tokenizer(options);

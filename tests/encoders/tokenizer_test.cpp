@@ -91,12 +91,13 @@ TEST(Tokenizer, SpecialTokensAreSplitOut) {
   std::vector<int32_t> expected = tok.encode("안녕 hello");
   expected.push_back(*eot);
   expected.push_back(*user);
+  // The text after an added token is encoded on its own, so it gets the dummy prefix too.
   const std::vector<int32_t> tail = tok.encode(" world");
   expected.insert(expected.end(), tail.begin(), tail.end());
   const std::vector<int32_t> ids = tok.encode("안녕 hello<|endoftext|><|user|> world");
   EXPECT_EQ(ids, expected);
-  EXPECT_EQ(tok.decode(ids), "안녕 hello<|endoftext|><|user|> world");
-  EXPECT_EQ(tok.decode(ids, /*skip_special=*/true), "안녕 hello world");
+  EXPECT_EQ(tok.decode(ids), "안녕 hello<|endoftext|><|user|>  world");
+  EXPECT_EQ(tok.decode(ids, /*skip_special=*/true), "안녕 hello  world");
 
   // Near misses are ordinary text.
   for (const std::string text : {"<|endoftext|", "<|endoftext |>", "<|ENDOFTEXT|>"}) {
@@ -358,6 +359,57 @@ TEST(Tokenizer, MalformedFilesAreRejected) {
   f["decoder"] = {{"type", "WordPiece"}};
   expect_rejected(f, "decoder.type 'WordPiece' is not supported");
 
+  // The dummy prefix: normalizer Prepend and decoder Strip.
+  f = valid_json();
+  ASSERT_EQ(f["normalizer"]["normalizers"][1]["type"], "Prepend");
+  f["normalizer"]["normalizers"][1].erase("prepend");
+  expect_rejected(f, "normalizer.normalizers[1].prepend is missing");
+
+  f = valid_json();
+  f["normalizer"]["normalizers"][1]["prepend"] = 1;
+  expect_rejected(f, "normalizer.normalizers[1].prepend must be a string");
+
+  f = valid_json();
+  f["normalizer"]["normalizers"][1]["prepend"] = "";
+  expect_rejected(f, "normalizer.normalizers[1].prepend must not be empty");
+
+  f = valid_json();
+  f["normalizer"]["normalizers"].push_back({{"type", "NFC"}});
+  expect_rejected(f, "normalizer.normalizers[2].type NFC after Prepend is not supported");
+
+  f = valid_json();
+  f["normalizer"]["normalizers"].push_back({{"type", "Prepend"}, {"prepend", "x"}});
+  expect_rejected(f, "normalizer.normalizers[2].type a second Prepend");
+
+  f = valid_json();
+  ASSERT_EQ(f["decoder"]["decoders"][1]["type"], "Strip");
+  f["decoder"]["decoders"].erase(1);
+  expect_rejected(f, "decoder.decoders must be an array of ByteLevel and Strip");
+
+  f = valid_json();
+  f["decoder"]["decoders"][0]["type"] = "Fuse";
+  expect_rejected(f, "decoder.decoders[0].type 'Fuse' is not supported");
+
+  f = valid_json();
+  f["decoder"]["decoders"][1] = {{"type", "Replace"}};
+  expect_rejected(f, "decoder.decoders[1].type 'Replace' is not supported");
+
+  f = valid_json();
+  f["decoder"]["decoders"][1]["content"] = "ab";
+  expect_rejected(f, "decoder.decoders[1].content must be one character");
+
+  f = valid_json();
+  f["decoder"]["decoders"][1]["content"] = "";
+  expect_rejected(f, "decoder.decoders[1].content must be one character");
+
+  f = valid_json();
+  f["decoder"]["decoders"][1]["start"] = -1;
+  expect_rejected(f, "decoder.decoders[1].start must be an integer 0 or more");
+
+  f = valid_json();
+  f["decoder"]["decoders"][1].erase("stop");
+  expect_rejected(f, "decoder.decoders[1].stop must be an integer 0 or more");
+
   f = valid_json();
   f["post_processor"] = {{"type", "TemplateProcessing"}};
   expect_rejected(f, "post_processor.type 'TemplateProcessing'");
@@ -377,6 +429,53 @@ TEST(Tokenizer, MalformedFilesAreRejected) {
   f = valid_json();
   f["extra"] = 1;
   expect_rejected(f, "extra is not a tokenizer.json field");
+}
+
+// The fixture encodes with a dummy prefix space: a text's first word gets the token it has
+// after a space, decoding drops the prefix again, and saving writes Prepend and Strip as Hugging
+// Face's library saves them.
+TEST(Tokenizer, DummyPrefixSpace) {
+  const Tokenizer& tok = fixture();
+  const std::vector<int32_t> alone = tok.encode("누리는");
+  const std::vector<int32_t> inside = tok.encode("모델 누리는");
+  ASSERT_GT(inside.size(), alone.size());
+  EXPECT_TRUE(std::equal(alone.begin(), alone.end(), inside.end() - alone.size()));
+  EXPECT_EQ(tok.encode(""), std::vector<int32_t>{});
+  for (const std::string text : {"누리는", " 누리는", "  two spaces", " ", "\nnew line", "x"}) {
+    EXPECT_EQ(tok.decode(tok.encode(text)), text) << text;
+  }
+
+  // Piece by piece, decode of a non-empty start then decode_continuation give the whole
+  // decoding; decode_continuation alone keeps the prefix.
+  const std::string text = " 안녕하세요, nuri! 12 34";
+  const std::vector<int32_t> ids = tok.encode(text);
+  ASSERT_GT(ids.size(), 3u);
+  EXPECT_EQ(tok.decode_continuation(ids), " " + text);
+  for (size_t cut = 1; cut <= ids.size(); ++cut) {
+    const std::span<const int32_t> all(ids);
+    EXPECT_EQ(tok.decode(all.first(cut)) + tok.decode_continuation(all.subspan(cut)), text)
+        << "cut at " << cut;
+  }
+
+  const json saved = json::parse(tok.to_json());
+  const json hf = json::parse(read_text(kData + "tokenizer_hf_saved.json"));
+  EXPECT_EQ(saved["normalizer"], hf["normalizer"]);
+  EXPECT_EQ(saved["decoder"], hf["decoder"]);
+}
+
+// Prepend alone as the normalizer, and Strip at the end of the text.
+TEST(Tokenizer, PrependWithoutNfcAndStripAtTheEnd) {
+  json f = valid_json();
+  f["normalizer"] = {{"type", "Prepend"}, {"prepend", " "}};
+  f["decoder"]["decoders"][1]["start"] = 0;
+  f["decoder"]["decoders"][1]["stop"] = 2;
+  const Tokenizer tok = Tokenizer::from_json(f.dump());
+  EXPECT_EQ(tok.decode(tok.encode("cafe\u0301")), " cafe\u0301");  // no NFC, no strip at the start
+  EXPECT_EQ(tok.decode(tok.encode("x   ")), " x ");
+  EXPECT_EQ(tok.decode(tok.encode("   ")), "  ");
+  const json saved = json::parse(tok.to_json());
+  EXPECT_EQ(saved["normalizer"], f["normalizer"]);
+  EXPECT_EQ(saved["decoder"], f["decoder"]);
 }
 
 TEST(Tokenizer, AcceptsNfcSequenceAndNoNormalizer) {
