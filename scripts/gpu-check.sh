@@ -32,7 +32,8 @@ step configure configure.log cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=
 step build build.log cmake --build "$build" -j "$(nproc)"
 step cuda_tests ctest-cuda.log ctest --test-dir "$build" -L cuda --output-on-failure --timeout 300 \
   --no-tests=error
-step unit_tests ctest-unit.log ctest --test-dir "$build" -L unit -j 4 --timeout 300 --no-tests=error
+step unit_tests ctest-unit.log ctest --test-dir "$build" -L unit -j 4 --timeout 300 --no-tests=error \
+  --output-on-failure
 step bench_ops bench-ops.log "$build/bin/nuri-bench-ops" --json "$logs/bench-ops.json"
 
 summary() {  # the "N tests passed/failed" line of a ctest log, plus its skipped count

@@ -39,6 +39,9 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_;
 };
 
+// True when this build can draw the loss curve (it was built with OpenCV).
+bool loss_plot_available();
+
 // Draws the training loss, the held-out loss and the unigram baseline from a metrics log into
 // a PNG (written atomically). Returns false when this build has no image support.
 bool plot_loss_curve(const std::string& metrics_path, const std::string& png_path);
