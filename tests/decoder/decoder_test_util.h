@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "decoder/model.h"
+#include "tests/common/temp_dir.h"
 
 namespace nuri::test {
 
@@ -56,25 +57,5 @@ inline double relative_max_diff(const Tensor& a, const Tensor& b) {
   }
   return diff / scale;
 }
-
-// A fresh empty directory, removed with its contents when the object goes.
-class TempDir {
- public:
-  TempDir() {
-    std::string name = (std::filesystem::temp_directory_path() / "nuri_decoder_XXXXXX").string();
-    NURI_CHECK(::mkdtemp(name.data()) != nullptr, "mkdtemp failed for ", name);
-    path_ = name;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 }  // namespace nuri::test

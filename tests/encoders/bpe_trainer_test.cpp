@@ -11,50 +11,22 @@
 
 #include "encoders/tokenizer.h"
 #include "kernels/error.h"
+#include "kernels/file_io.h"
+#include "tests/common/temp_dir.h"
 
 namespace nuri {
 namespace {
+
+using test::TempDir;
 
 namespace fs = std::filesystem;
 
 const std::string kData = std::string(NURI_SOURCE_DIR) + "/tests/data/tokenizer/";
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// A scratch directory removed with its files when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    std::string name = (fs::temp_directory_path() / "nuri_bpe_XXXXXX").string();
-    NURI_CHECK(::mkdtemp(name.data()) != nullptr, "mkdtemp failed for ", name);
-    path_ = name;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    const std::string path = (path_ / name).string();
-    std::ofstream(path, std::ios::binary) << text;
-    return path;
-  }
-
- private:
-  fs::path path_;
-};
-
 // About `bytes` of text built from the sample's lines with numbered variations, so that it
 // spans several 1 MiB chunks of the trainer.
 std::string corpus(size_t bytes) {
-  const std::string sample = read_text(kData + "sample.txt");
+  const std::string sample = read_file(kData + "sample.txt");
   std::vector<std::string> lines;
   std::stringstream in(sample);
   for (std::string line; std::getline(in, line);) lines.push_back(line);
@@ -134,7 +106,7 @@ TEST(BpeTrainer, FillsTheVocabularyAndPlacesSpecialsAfterIt) {
   const std::string text = "처음 보는 글자: 龘 ﷺ 𝄞 \x01\x7f";
   EXPECT_EQ(tok.decode(tok.encode(text)), text);
   // The learned merges compress the training text.
-  const std::string sample = read_text(kData + "sample.txt");
+  const std::string sample = read_file(kData + "sample.txt");
   EXPECT_LT(tok.encode(sample).size() * 3, sample.size());
 }
 
@@ -172,7 +144,7 @@ TEST(BpeTrainer, SameResultAtOneAndTwoThreads) {
 TEST(BpeTrainer, HangulPiecesAreWholeSyllablesOrOneSyllablePrefix) {
   TempDir dir;
   TokenizerTrainOptions options;
-  options.inputs = {dir.write("ko.txt", korean_corpus(400000) + read_text(kData + "sample.txt"))};
+  options.inputs = {dir.write("ko.txt", korean_corpus(400000) + read_file(kData + "sample.txt"))};
   options.vocab_size = 3000;
   options.min_frequency = 1;
   const Tokenizer tok = train_tokenizer(options);

@@ -15,6 +15,7 @@
 #include "encoders/tokenizer.h"
 #include "encoders/tokenizer_model.h"
 #include "kernels/error.h"
+#include "kernels/file_io.h"
 
 namespace nuri {
 namespace {
@@ -23,14 +24,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 const std::string kData = std::string(NURI_SOURCE_DIR) + "/tests/data/tokenizer/";
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 const Tokenizer& fixture() {
   static const Tokenizer tokenizer = Tokenizer::load(kData + "tokenizer.json");
@@ -110,8 +103,8 @@ TEST(Tokenizer, SpecialTokensAreSplitOut) {
 TEST(Tokenizer, BothMergesFormatsEncodeAlike) {
   const Tokenizer pairs = Tokenizer::load(kData + "tokenizer.json");
   const Tokenizer strings = Tokenizer::load(kData + "tokenizer_merge_strings.json");
-  ASSERT_TRUE(json::parse(read_text(kData + "tokenizer.json"))["model"]["merges"][0].is_array());
-  ASSERT_TRUE(json::parse(read_text(kData + "tokenizer_merge_strings.json"))["model"]["merges"][0]
+  ASSERT_TRUE(json::parse(read_file(kData + "tokenizer.json"))["model"]["merges"][0].is_array());
+  ASSERT_TRUE(json::parse(read_file(kData + "tokenizer_merge_strings.json"))["model"]["merges"][0]
                   .is_string());
   for (const std::string& text : nfc_samples()) EXPECT_EQ(pairs.encode(text), strings.encode(text));
   // Each file saves in its own format.
@@ -176,7 +169,7 @@ TEST(Tokenizer, SaveIsAtomicAndLoadsBack) {
 TEST(Tokenizer, ConcurrentEncodeEqualsSerial) {
   const Tokenizer& tok = fixture();
   std::vector<std::string> texts = nfc_samples();
-  const std::string sample = read_text(kData + "sample.txt");
+  const std::string sample = read_file(kData + "sample.txt");
   for (size_t i = 0; i + 200 < sample.size(); i += 97) {
     size_t begin = i;
     while (begin < sample.size() && (static_cast<uint8_t>(sample[begin]) & 0xC0) == 0x80) ++begin;
@@ -280,7 +273,7 @@ TEST(Tokenizer, NfcByStretchesEqualsWholeNfc) {
 
 // A valid tokenizer.json to break in one place at a time.
 json valid_json() {
-  return json::parse(read_text(kData + "tokenizer.json"));
+  return json::parse(read_file(kData + "tokenizer.json"));
 }
 
 void expect_rejected(const json& file, const std::string& expected) {
@@ -458,7 +451,7 @@ TEST(Tokenizer, DummyPrefixSpace) {
   }
 
   const json saved = json::parse(tok.to_json());
-  const json hf = json::parse(read_text(kData + "tokenizer_hf_saved.json"));
+  const json hf = json::parse(read_file(kData + "tokenizer_hf_saved.json"));
   EXPECT_EQ(saved["normalizer"], hf["normalizer"]);
   EXPECT_EQ(saved["decoder"], hf["decoder"]);
 }

@@ -20,7 +20,7 @@ std::string error_of(Body body) {
 }
 
 TEST(TrainConfig, FillsDefaultsAndReadsSections) {
-  const auto c = parse_train_config(testing::tiny_config("/tmp/x", 5), {}, "test");
+  const auto c = parse_train_config(test::tiny_config("/tmp/x", 5), {}, "test");
   EXPECT_EQ(c.model.hidden_size, 32);
   EXPECT_EQ(c.model.vocab_size, 0);  // taken from the tokenizer later
   EXPECT_EQ(c.train.steps, 5);
@@ -31,28 +31,28 @@ TEST(TrainConfig, FillsDefaultsAndReadsSections) {
 }
 
 TEST(TrainConfig, UnknownKeyIsNamed) {
-  auto json = testing::tiny_config("/tmp/x", 5);
+  auto json = test::tiny_config("/tmp/x", 5);
   json["optim"]["learning_rate"] = 0.1;
   EXPECT_NE(error_of([&] {
               parse_train_config(json, {}, "cfg");
             }).find("unknown key 'optim.learning_rate'"),
             std::string::npos);
-  json = testing::tiny_config("/tmp/x", 5);
+  json = test::tiny_config("/tmp/x", 5);
   json["extras"] = 1;
   EXPECT_NE(error_of([&] { parse_train_config(json, {}, "cfg"); }).find("unknown key 'extras'"),
             std::string::npos);
 }
 
 TEST(TrainConfig, IllTypedKeyIsNamed) {
-  auto json = testing::tiny_config("/tmp/x", 5);
+  auto json = test::tiny_config("/tmp/x", 5);
   json["train"]["batch_size"] = "eight";
   const auto message = error_of([&] { parse_train_config(json, {}, "cfg"); });
   EXPECT_NE(message.find("'train.batch_size' must be an integer"), std::string::npos) << message;
-  json = testing::tiny_config("/tmp/x", 5);
+  json = test::tiny_config("/tmp/x", 5);
   json["model"]["num_hidden_layers"] = 2.5;
   EXPECT_NE(error_of([&] { parse_train_config(json, {}, "cfg"); }).find("model.num_hidden_layers"),
             std::string::npos);
-  json = testing::tiny_config("/tmp/x", 5);
+  json = test::tiny_config("/tmp/x", 5);
   json["data"]["train"] = {1, 2};
   EXPECT_NE(error_of([&] { parse_train_config(json, {}, "cfg"); }).find("data.train"),
             std::string::npos);
@@ -60,27 +60,27 @@ TEST(TrainConfig, IllTypedKeyIsNamed) {
 
 TEST(TrainConfig, SetOverridesKeys) {
   const auto c =
-      parse_train_config(testing::tiny_config("/tmp/x", 5),
+      parse_train_config(test::tiny_config("/tmp/x", 5),
                          {"train.steps=42", "optim.lr=3e-4", "checkpoint.dir=elsewhere"}, "cfg");
   EXPECT_EQ(c.train.steps, 42);
   EXPECT_FLOAT_EQ(c.optim.adamw.lr, 3e-4f);
   EXPECT_EQ(c.checkpoint.dir, "elsewhere");
   EXPECT_NE(error_of([&] {
-              parse_train_config(testing::tiny_config("/tmp/x", 5), {"train.stepz=1"}, "cfg");
+              parse_train_config(test::tiny_config("/tmp/x", 5), {"train.stepz=1"}, "cfg");
             }).find("unknown key 'train.stepz'"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
-              parse_train_config(testing::tiny_config("/tmp/x", 5), {"train.steps"}, "cfg");
+              parse_train_config(test::tiny_config("/tmp/x", 5), {"train.steps"}, "cfg");
             }).find("key=value"),
             std::string::npos);
 }
 
 TEST(TrainConfig, InconsistentValuesAreErrors) {
-  auto json = testing::tiny_config("/tmp/x", 5);
+  auto json = test::tiny_config("/tmp/x", 5);
   json["model"]["num_key_value_heads"] = 3;
   EXPECT_NE(error_of([&] { parse_train_config(json, {}, "cfg"); }).find("num_key_value_heads"),
             std::string::npos);
-  json = testing::tiny_config("/tmp/x", 0);
+  json = test::tiny_config("/tmp/x", 0);
   EXPECT_NE(error_of([&] { parse_train_config(json, {}, "cfg"); }).find("train.steps"),
             std::string::npos);
   EXPECT_NE(error_of([] {

@@ -7,7 +7,7 @@
 
 #include "train/config.h"
 
-namespace nuri::testing {
+namespace nuri::test {
 
 // A new empty directory under the build tree, named after the test.
 inline std::string fresh_dir(const std::string& name) {
@@ -39,4 +39,4 @@ inline nlohmann::json tiny_config(const std::string& dir, int steps) {
   };
 }
 
-}  // namespace nuri::testing
+}  // namespace nuri::test

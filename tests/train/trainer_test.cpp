@@ -33,8 +33,8 @@ TrainSummary run(const nlohmann::json& config, const std::string& resume = "") {
 }
 
 TEST(Trainer, LearnsAndWritesEverything) {
-  const auto dir = testing::fresh_dir("learns");
-  auto config = testing::tiny_config(dir, 40);
+  const auto dir = test::fresh_dir("learns");
+  auto config = test::tiny_config(dir, 40);
   config["checkpoint"]["every"] = 10;
   config["checkpoint"]["keep"] = 2;
   config["eval"]["every"] = 20;
@@ -79,9 +79,9 @@ TEST(Trainer, LearnsAndWritesEverything) {
 }
 
 TEST(Trainer, ResumeIsBitIdentical) {
-  const auto whole = testing::fresh_dir("resume-whole");
-  const auto split = testing::fresh_dir("resume-split");
-  auto config = testing::tiny_config(whole, 9);
+  const auto whole = test::fresh_dir("resume-whole");
+  const auto split = test::fresh_dir("resume-split");
+  auto config = test::tiny_config(whole, 9);
   config["train"]["grad_accum"] = 2;
   run(config);
 
@@ -89,7 +89,7 @@ TEST(Trainer, ResumeIsBitIdentical) {
   fs::copy(whole + "/tokenizer.json", split + "/tokenizer.json");
   fs::create_directories(split + "/run");
   fs::copy(whole + "/run/step-3", split + "/run/step-3", fs::copy_options::recursive);
-  auto resumed = testing::tiny_config(split, 9);
+  auto resumed = test::tiny_config(split, 9);
   resumed["train"]["grad_accum"] = 2;
   resumed["data"]["shard_dir"] = split + "/shards";
   run(resumed, split + "/run/step-3");
@@ -111,8 +111,8 @@ TEST(Trainer, ResumeIsBitIdentical) {
 }
 
 TEST(Trainer, DamagedCheckpointsAreNamedErrors) {
-  const auto dir = testing::fresh_dir("damaged");
-  auto config = testing::tiny_config(dir, 3);
+  const auto dir = test::fresh_dir("damaged");
+  auto config = test::tiny_config(dir, 3);
   run(config);
   const std::string step = dir + "/run/step-3";
 

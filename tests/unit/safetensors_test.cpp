@@ -17,40 +17,14 @@
 #include <vector>
 
 #include "kernels/safetensors.h"
+#include "tests/common/temp_dir.h"
 
 namespace nuri {
 namespace {
 
+using test::TempDir;
+
 namespace fs = std::filesystem;
-
-// A fresh empty directory, removed with its contents when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    std::string name = (fs::temp_directory_path() / "nuri_safetensors_XXXXXX").string();
-    NURI_CHECK(::mkdtemp(name.data()) != nullptr, "mkdtemp failed for ", name);
-    path_ = name;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  // Names of the directory's entries, sorted.
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& item : fs::directory_iterator(path_)) {
-      names.push_back(item.path().filename().string());
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  fs::path path_;
-};
 
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
