@@ -28,17 +28,7 @@ import sys
 import tempfile
 import time
 
-
-def blas_in_use():
-    try:
-        out = subprocess.run(["update-alternatives", "--query", "libblas.so.3-x86_64-linux-gnu"],
-                             capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Value:"):
-                return line.split(":", 1)[1].strip()
-    except FileNotFoundError:
-        pass
-    return "unknown"
+from torch_peer import blas_in_use
 
 
 def median(values):

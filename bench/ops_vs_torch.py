@@ -16,21 +16,11 @@ import sys
 import tempfile
 import time
 
+from torch_peer import blas_in_use
+
 LINEAR_SHAPES = [(4096, 1024, 4096), (4096, 4096, 1024), (1024, 1024, 1024)]
 ATTENTION = [("causal", 1024), ("causal", 4096), ("full", 1024), ("full", 4096)]
 HEADS, HEAD_DIM = 8, 64
-
-
-def blas_in_use():
-    try:
-        out = subprocess.run(["update-alternatives", "--query", "libblas.so.3-x86_64-linux-gnu"],
-                             capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Value:"):
-                return line.split(":", 1)[1].strip()
-    except FileNotFoundError:
-        pass
-    return "unknown"
 
 
 def seconds_per_call(fn, min_seconds=1.0, min_runs=3):
