@@ -107,19 +107,22 @@ void add_logits_command(CLI::App& app) {
     std::string checkpoint, tokens, out;
   };
   auto args = std::make_shared<Args>();
-  command->add_option("--checkpoint", args->checkpoint, "a step-N or run directory")->required();
+  command
+      ->add_option("--checkpoint", args->checkpoint,
+                   "a step-N or run directory, or any config.json + model.safetensors directory")
+      ->required();
   command->add_option("--tokens", args->tokens, "comma-separated token ids")->required();
   command->add_option("--out", args->out, "safetensors file to write (tensor 'logits' [1, T, V])")
       ->required();
   command->callback([args] {
-    LoadedModel loaded = load_model(args->checkpoint);
-    const auto ids = parse_ids(args->tokens, loaded.model.config().vocab_size);
+    const Decoder model = load_decoder(args->checkpoint);
+    const auto ids = parse_ids(args->tokens, model.config().vocab_size);
     NoGradScope no_grad;
     const Tensor input = Tensor::from_data<int32_t>(ids, {1, static_cast<int64_t>(ids.size())});
-    const Tensor logits = loaded.model.forward(input);
+    const Tensor logits = model.forward(input);
     save_safetensors(args->out, {{"logits", logits}, {"tokens", input}});
     std::printf("wrote %s: logits [1, %zu, %lld]\n", args->out.c_str(), ids.size(),
-                static_cast<long long>(loaded.model.config().vocab_size));
+                static_cast<long long>(model.config().vocab_size));
   });
 }
 

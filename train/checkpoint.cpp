@@ -126,7 +126,7 @@ std::string resolve_checkpoint(const std::string& path) {
   return (fs::path(path) / cat(kStepPrefix, steps.back())).string();
 }
 
-LoadedModel load_model(const std::string& checkpoint) {
+Decoder load_decoder(const std::string& checkpoint) {
   const std::string dir = resolve_checkpoint(checkpoint);
   const std::string config_path = (fs::path(dir) / "config.json").string();
   const auto config_json = nlohmann::json::parse(read_file(config_path), nullptr, false);
@@ -137,10 +137,18 @@ LoadedModel load_model(const std::string& checkpoint) {
   } catch (const Error& e) {
     fail(config_path, ": ", e.what());
   }
-  LoadedModel loaded{Decoder(config), Tokenizer::load((fs::path(dir) / "tokenizer.json").string())};
-  loaded.model.load((fs::path(dir) / "model.safetensors").string());
-  NURI_CHECK(loaded.tokenizer.vocab_size() <= config.vocab_size, dir, ": the tokenizer has ",
-             loaded.tokenizer.vocab_size(), " tokens but the model only ", config.vocab_size);
+  Decoder model(config);
+  model.load((fs::path(dir) / "model.safetensors").string());
+  return model;
+}
+
+LoadedModel load_model(const std::string& checkpoint) {
+  const std::string dir = resolve_checkpoint(checkpoint);
+  LoadedModel loaded{load_decoder(dir),
+                     Tokenizer::load((fs::path(dir) / "tokenizer.json").string())};
+  NURI_CHECK(loaded.tokenizer.vocab_size() <= loaded.model.config().vocab_size, dir,
+             ": the tokenizer has ", loaded.tokenizer.vocab_size(), " tokens but the model only ",
+             loaded.model.config().vocab_size);
   return loaded;
 }
 

@@ -50,6 +50,10 @@ std::vector<int64_t> list_checkpoints(const std::string& run_dir);
 // A step directory as given, or the newest step under a run directory; errors say which.
 std::string resolve_checkpoint(const std::string& path);
 
+// The decoder of a checkpoint (config.json and model.safetensors) from a step or run directory,
+// or from any directory holding those two files in the Hugging Face layout.
+Decoder load_decoder(const std::string& checkpoint);
+
 // A model ready to use: config, weights and tokenizer read from a step directory.
 struct LoadedModel {
   Decoder model;
