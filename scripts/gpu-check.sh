@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on a bare GPU machine: configure and build with ninja (media and MPI off), run the
 # `cuda` tests and the CPU unit tests, run the benchmarks, and print a short table last.
-# Full logs go to the folder named by $1 or $NURI_GPU_LOG_DIR (default: gpu-logs).
+# Full logs go to the folder named by $1 or $NURI_GPU_LOG_DIR (default: gpu-logs). NURI_COMMIT names
+# the commit in the table where the copy on the GPU machine has no up-to-date git history.
 # Dependencies missing there travel in .gpu-deps/ (made here by scripts/gpu-deps.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +47,7 @@ summary() {  # the "N tests passed/failed" line of a ctest log, plus its skipped
 }
 
 {
-  echo "== nuri gpu-check $(date -u +%Y-%m-%dT%H:%MZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "== nuri gpu-check $(date -u +%Y-%m-%dT%H:%MZ) commit ${NURI_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
   echo "gpu: $(cat "$logs/gpu.txt")"
   for name in configure build cuda_tests unit_tests bench_ops; do printf '%-12s %s\n' "$name" "${status[$name]:-not run}"; done
   echo "cuda tests: $(summary ctest-cuda.log)"
