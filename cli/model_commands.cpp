@@ -13,17 +13,48 @@ namespace nuri::cli {
 
 namespace {
 
-// Length of the longest prefix of `text` that ends on a whole UTF-8 character.
-size_t complete_utf8_prefix(const std::string& text) {
-  size_t end = text.size();
-  for (size_t back = 1; back <= 4 && back <= text.size(); ++back) {
-    const auto byte = static_cast<unsigned char>(text[text.size() - back]);
-    if ((byte & 0xC0) == 0x80) continue;  // a continuation byte: keep looking for the lead
-    const size_t length = byte < 0x80 ? 1 : (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xE ? 3 : 4;
-    if (length > back) end = text.size() - back;
-    break;
+// Length of the valid UTF-8 character at the start of `bytes` (RFC 3629), 0 when the bytes there
+// cannot start one, or -1 when they are the start of one that is not complete yet.
+int utf8_character_length(std::string_view bytes) {
+  const auto at = [&](size_t i) { return static_cast<unsigned char>(bytes[i]); };
+  const unsigned char lead = at(0);
+  int length = 0;
+  unsigned char low = 0x80, high = 0xBF;  // the range of the second byte
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF)
+    length = 2;
+  else if (lead >= 0xE0 && lead <= 0xEF)
+    length = 3, low = lead == 0xE0 ? 0xA0 : 0x80, high = lead == 0xED ? 0x9F : 0xBF;
+  else if (lead >= 0xF0 && lead <= 0xF4)
+    length = 4, low = lead == 0xF0 ? 0x90 : 0x80, high = lead == 0xF4 ? 0x8F : 0xBF;
+  else
+    return 0;
+  for (int i = 1; i < length; ++i) {
+    if (static_cast<size_t>(i) >= bytes.size()) return -1;
+    const unsigned char byte = at(i);
+    if (i == 1 ? (byte < low || byte > high) : (byte < 0x80 || byte > 0xBF)) return 0;
   }
-  return end;
+  return length;
+}
+
+// Removes from the front of `bytes` what can be printed now: whole characters, with U+FFFD for
+// each byte that cannot start one. An unfinished character at the end waits unless `flush`.
+std::string take_printable(std::string& bytes, bool flush) {
+  std::string out;
+  size_t i = 0;
+  while (i < bytes.size()) {
+    const int length = utf8_character_length(std::string_view(bytes).substr(i));
+    if (length < 0 && !flush) break;
+    if (length <= 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(bytes, i, length);
+      i += length;
+    }
+  }
+  bytes.erase(0, i);
+  return out;
 }
 
 // Parses "1,2,3" into token ids below vocab_size.
@@ -84,19 +115,20 @@ void add_generate_command(CLI::App& app) {
     }
     std::printf("%s", args->prompt.c_str());
     std::vector<int32_t> generated;
-    size_t printed = 0;
+    std::string decoded, pending;  // all generated text so far; bytes not yet printed
     generate(loaded.model, prompt, args->options, [&](int32_t id) {
       if (loaded.tokenizer.is_special(id)) return true;
       generated.push_back(id);
       const std::string text = loaded.tokenizer.decode_continuation(generated);
-      const size_t ready = complete_utf8_prefix(text);
-      if (ready > printed) {
-        std::fwrite(text.data() + printed, 1, ready - printed, stdout);
-        std::fflush(stdout);
-        printed = ready;
-      }
+      pending += text.substr(decoded.size());
+      decoded = text;
+      const std::string ready = take_printable(pending, false);
+      std::fwrite(ready.data(), 1, ready.size(), stdout);
+      std::fflush(stdout);
       return true;
     });
+    const std::string rest = take_printable(pending, true);
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::printf("\n");
   });
 }
