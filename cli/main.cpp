@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
       "nuri"};
   app.set_version_flag("--version", version_line());
   app.require_subcommand(0, 1);
+  nuri::cli::add_tokenizer_command(app);
   // Subcommands run inside parse(): a bad argument is a CLI11 ParseError, bad input a nuri::Error.
   try {
     app.parse(argc, argv);

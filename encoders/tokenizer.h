@@ -28,9 +28,11 @@ class Tokenizer {
   std::string to_json() const;
 
   // Token ids of `text`; special tokens written literally in the text map to their ids.
-  // Safe to call from several threads at once.
+  // Safe to call from several threads at once. Invalid UTF-8 is a nuri::Error naming the byte
+  // offset.
   std::vector<int32_t> encode(std::string_view text) const;
-  // The text of `ids`; decode(encode(s)) == NFC(s) for any valid UTF-8 s.
+  // The text of `ids`; decode(encode(s)) == NFC(s) for any valid UTF-8 s. Added tokens decode
+  // to their (normalized) text as written; skip_special drops the special ones.
   std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
 
   int32_t vocab_size() const;  // learned tokens plus added tokens
@@ -44,6 +46,7 @@ class Tokenizer {
 
  private:
   struct Impl;
+  friend struct TokenizerAccess;  // builds tokenizers from tokenizer.json and from training
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
@@ -58,7 +61,9 @@ struct TokenizerTrainOptions {
   bool progress = false;
 };
 
-// Learns a byte-level BPE from the inputs.
+// Learns a byte-level BPE from the inputs. Special tokens written in the inputs separate the text
+// around them and are not learned from. Merges join whole UTF-8 characters, or a character's
+// first bytes with its next byte, never bytes of different characters.
 Tokenizer train_tokenizer(const TokenizerTrainOptions& options);
 
 }  // namespace nuri
