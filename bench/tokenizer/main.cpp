@@ -102,8 +102,10 @@ struct Options {
 };
 
 nlohmann::json run(const Options& opt, int vocab_size, const std::vector<Lines>& heldout) {
-  std::printf("\nvocab %d, %d threads for training and for the multi-threaded encode\n", vocab_size,
-              opt.threads);
+  std::printf(
+      "\nvocab %d, %d threads for training and for the multi-threaded encode; SentencePiece "
+      "BPE with byte_fallback, character_coverage %s, identity normalization\n",
+      vocab_size, opt.threads, kCharacterCoverage);
   std::printf("  %-40s %12s %14s %10s\n", "figure [unit]", "nuri", "SentencePiece", "nuri/SP");
   nlohmann::json result = {{"vocab_size", vocab_size}, {"rows", nlohmann::json::array()}};
   nlohmann::json& rows = result["rows"];
