@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 vocabs=("$@")
 ((${#vocabs[@]})) || vocabs=(8192 4096)
 threads="${THREADS:-$(nproc)}"
+# Idle OpenMP threads sleep instead of spinning: on cores shared with other work a spinning thread
+# takes the core from the thread it waits for, and multi-threaded encoding falls below one thread.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 out=runs/bench-tokenizer
 
 bash scripts/setup.sh --with-peer --with-corpus
