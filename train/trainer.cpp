@@ -75,6 +75,11 @@ DecoderConfig model_config(const TrainConfig& config, const Tokenizer& tokenizer
 TrainSummary train_text_model(const TrainConfig& config, const TrainOptions& options) {
   if (config.train.threads > 0) omp_set_num_threads(config.train.threads);
   const auto& tc = config.train;
+  // A new run never mixes its checkpoints with an earlier run's (the newest step would win).
+  NURI_CHECK(!options.resume.empty() || list_checkpoints(config.checkpoint.dir).empty(),
+             "checkpoint.dir ", config.checkpoint.dir,
+             " holds checkpoints of an earlier run: continue it with --resume ",
+             config.checkpoint.dir, ", or choose another checkpoint.dir");
   const Tokenizer tokenizer = ensure_tokenizer(config);
   NURI_CHECK(tokenizer.token_to_id("<|endoftext|>"), "tokenizer ", config.tokenizer.path,
              " has no <|endoftext|> token");

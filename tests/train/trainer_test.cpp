@@ -73,6 +73,16 @@ TEST(Trainer, LearnsAndWritesEverything) {
     std::printf("built without OpenCV: the loss plot is not checked\n");
   }
 
+  // A new run into the same directory would mix two runs' checkpoints: it is refused.
+  try {
+    run(config);
+    ADD_FAILURE() << "a new run started over an earlier run's checkpoints";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds checkpoints of an earlier run"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(list_checkpoints(dir + "/run"), (std::vector<int64_t>{30, 40}));
+
   // The checkpoint loads as a model with the same vocabulary as its tokenizer.
   const auto loaded = load_model(dir + "/run");
   EXPECT_EQ(loaded.model.config().vocab_size, loaded.tokenizer.vocab_size());
