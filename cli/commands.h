@@ -3,6 +3,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
 
 namespace nuri::cli {
 
@@ -10,5 +12,17 @@ void add_tokenizer_command(CLI::App& app);  // nuri tokenizer train|encode|decod
 void add_train_command(CLI::App& app);      // nuri train CONFIG.json
 void add_generate_command(CLI::App& app);   // nuri generate --checkpoint DIR --prompt TEXT
 void add_logits_command(CLI::App& app);     // nuri logits --checkpoint DIR --tokens ... --out F
+
+// The value of `word` when all of it is a decimal integer (token ids on the command line and on
+// stdin), else nothing.
+inline std::optional<long long> parse_integer(const std::string& word) {
+  size_t used = 0;
+  try {
+    const long long value = std::stoll(word, &used);
+    if (used == word.size()) return value;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
 
 }  // namespace nuri::cli

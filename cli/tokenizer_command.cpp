@@ -24,17 +24,11 @@ std::vector<int32_t> parse_ids(const std::string& line, size_t line_number, int3
     size_t end = i;
     while (end < line.size() && line[end] != ' ' && line[end] != '\t' && line[end] != '\r') ++end;
     const std::string word = line.substr(i, end - i);
-    size_t used = 0;
-    long long value = -1;
-    try {
-      value = std::stoll(word, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    NURI_CHECK(used == word.size() && value >= 0 && value < vocab_size, "tokenizer decode: id '",
-               word, "' on line ", line_number, " is not an id of this tokenizer (0..",
-               vocab_size - 1, ")");
-    ids.push_back(static_cast<int32_t>(value));
+    const auto value = parse_integer(word);
+    NURI_CHECK(value && *value >= 0 && *value < vocab_size, "tokenizer decode: id '", word,
+               "' on line ", line_number, " is not an id of this tokenizer (0..", vocab_size - 1,
+               ")");
+    ids.push_back(static_cast<int32_t>(*value));
     i = end;
   }
   return ids;

@@ -71,10 +71,9 @@ StepResult AdamW::step(double lr) {
   ++step_;
   for (size_t i = 0; i < parameters_.size(); ++i) {
     Tensor& param = parameters_[i].tensor;
-    Tensor grad = param.grad();
+    const Tensor grad = param.grad();
     if (!grad.defined()) continue;
-    if (clip != 1.0f) {
-      grad = grad.clone();
+    if (clip != 1.0f) {  // each leaf owns its gradient buffer, so it is scaled in place
       float* g = grad.data<float>();
       const int64_t n = grad.numel();
 #pragma omp parallel for schedule(static)
