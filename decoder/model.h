@@ -11,15 +11,10 @@
 #include "decoder/config.h"
 #include "decoder/kv_cache.h"
 #include "kernels/ops/random.h"
+#include "kernels/parameter.h"
 #include "kernels/tensor.h"
 
 namespace nuri {
-
-// A named parameter, in the order that checkpoints list them.
-struct NamedParameter {
-  std::string name;
-  Tensor tensor;
-};
 
 // Positions start .. start + count - 1 as i32 [count]: the rotary positions of `count` tokens that
 // continue a sequence of `start` tokens.

@@ -15,7 +15,12 @@ packages=(
   libgtest-dev             # tests
   libpcre2-dev             # the tokenizer's pre-tokenizer regex (Unicode properties, JIT)
   libutf8proc-dev          # NFC normalization
-  libopencv-dev            # images, and the training loss-curve PNG
+  libopencv-dev            # images (with the freetype module for Hangul text), the loss-curve PNG
+  libsndfile1-dev          # wav, flac and ogg audio
+  libavformat-dev libavcodec-dev libswresample-dev libswscale-dev libavutil-dev  # FFmpeg: mp3, m4a, opus, video
+  libfftw3-dev             # the FFT under the log-mel front end
+  espeak-ng libespeak-ng-dev fonts-nanum  # speech and Hangul text for the synthetic corpus
+  ffmpeg                   # the command-line peer of the video benchmark and media test fixtures
 )
 for option in "$@"; do
   case "$option" in
