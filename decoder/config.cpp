@@ -1,5 +1,6 @@
 #include "decoder/config.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -12,12 +13,22 @@ namespace {
 
 // Keys a Hugging Face config.json carries that say nothing about the shapes nuri builds.
 const std::set<std::string>& bookkeeping_keys() {
-  static const std::set<std::string> keys = {
-      "architectures",  "model_type",        "torch_dtype",       "transformers_version",
-      "hidden_act",     "attention_bias",    "attention_dropout", "mlp_bias",
-      "pretraining_tp", "use_cache",         "rope_scaling",      "use_sliding_window",
-      "sliding_window", "max_window_layers", "pad_token_id",      "dtype",
-      "layer_types"};
+  static const std::set<std::string> keys = {"architectures",
+                                             "model_type",
+                                             "torch_dtype",
+                                             "transformers_version",
+                                             "hidden_act",
+                                             "attention_bias",
+                                             "attention_dropout",
+                                             "mlp_bias",
+                                             "pretraining_tp",
+                                             "use_cache",
+                                             "use_sliding_window",
+                                             "sliding_window",
+                                             "max_window_layers",
+                                             "pad_token_id",
+                                             "dtype",
+                                             "layer_types"};
   return keys;
 }
 
@@ -36,6 +47,34 @@ void read(const nlohmann::json& json, const std::string& key, T& out) {
     NURI_CHECK(value.is_number(), "config key '", key, "': expected a number, got ", value.dump());
     out = value.get<T>();
   }
+}
+
+// rope_scaling: null, {"type": "default"}, or {"type": "mrope", "mrope_section": [t, h, w]}
+// ("rope_type" is accepted for "type", as Hugging Face writes both).
+void read_rope_scaling(const nlohmann::json& value, DecoderConfig& c) {
+  if (value.is_null()) return;
+  NURI_CHECK(value.is_object(), "config key 'rope_scaling': expected an object or null, got ",
+             value.dump());
+  std::string type = "default";
+  for (const auto& [key, field] : value.items()) {
+    if (key == "type" || key == "rope_type") {
+      NURI_CHECK(field == "default" || field == "mrope", "config key 'rope_scaling.", key,
+                 "': only \"default\" and \"mrope\" are supported, got ", field.dump());
+      type = field.get<std::string>();
+    } else if (key == "mrope_section") {
+      NURI_CHECK(field.is_array() && field.size() == 3 &&
+                     std::all_of(field.begin(), field.end(),
+                                 [](const nlohmann::json& x) { return x.is_number_integer(); }),
+                 "config key 'rope_scaling.mrope_section': expected three integers, got ",
+                 field.dump());
+      for (int i = 0; i < 3; ++i) c.mrope_section[i] = field[i].get<int64_t>();
+    } else {
+      fail("config key 'rope_scaling': unknown key '", key, "'");
+    }
+  }
+  NURI_CHECK((type == "mrope") == c.uses_mrope(),
+             "config key 'rope_scaling': \"mrope\" needs a non-zero mrope_section and only it may "
+             "carry one");
 }
 
 }  // namespace
@@ -63,6 +102,14 @@ void DecoderConfig::validate() const {
              " must be even for rotary embeddings");
   NURI_CHECK(rms_norm_eps > 0, "decoder config: rms_norm_eps must be positive");
   NURI_CHECK(rope_theta > 0, "decoder config: rope_theta must be positive");
+  if (uses_mrope()) {
+    NURI_CHECK(
+        mrope_section[0] >= 0 && mrope_section[1] >= 0 && mrope_section[2] >= 0 &&
+            mrope_section[0] + mrope_section[1] + mrope_section[2] == resolved_head_dim() / 2,
+        "decoder config: rope_scaling.mrope_section [", mrope_section[0], ", ", mrope_section[1],
+        ", ", mrope_section[2],
+        "] must be non-negative and sum to head_dim / 2 = ", resolved_head_dim() / 2);
+  }
   NURI_CHECK(bos_token_id < vocab_size && eos_token_id < vocab_size,
              "decoder config: bos/eos token id outside the vocabulary of ", vocab_size);
 }
@@ -108,6 +155,8 @@ DecoderConfig DecoderConfig::from_json(const nlohmann::json& json) {
       if (!value.is_null()) read(json, key, c.bos_token_id);
     } else if (key == "eos_token_id") {
       if (!value.is_null()) read(json, key, c.eos_token_id);
+    } else if (key == "rope_scaling") {
+      read_rope_scaling(value, c);
     } else if (key == "hidden_act") {
       NURI_CHECK(value == "silu",
                  "config key 'hidden_act': only \"silu\" (SwiGLU) is supported, got ",
@@ -143,6 +192,7 @@ nlohmann::json DecoderConfig::to_json() const {
       {"bos_token_id", bos_token_id >= 0 ? nlohmann::json(bos_token_id) : nlohmann::json()},
       {"eos_token_id", eos_token_id >= 0 ? nlohmann::json(eos_token_id) : nlohmann::json()},
   };
+  if (uses_mrope()) json["rope_scaling"] = {{"type", "mrope"}, {"mrope_section", mrope_section}};
   return json;
 }
 

@@ -2,6 +2,7 @@
 // config.json, so a checkpoint is readable by anyone who knows that convention.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 
@@ -20,9 +21,13 @@ struct DecoderConfig {
   float rope_theta = 10000.0f;
   float initializer_range = 0.02f;
   bool tie_word_embeddings = true;
+  // Multimodal RoPE (Qwen2-VL's rope_scaling.mrope_section): how many of the head_dim/2
+  // frequencies follow the temporal, height and width position streams. All zero: plain RoPE.
+  std::array<int64_t, 3> mrope_section = {0, 0, 0};
   int64_t bos_token_id = -1;  // -1: none
   int64_t eos_token_id = -1;
 
+  bool uses_mrope() const { return mrope_section[0] + mrope_section[1] + mrope_section[2] > 0; }
   int64_t resolved_head_dim() const {
     return head_dim ? head_dim : hidden_size / num_attention_heads;
   }

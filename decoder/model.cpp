@@ -163,12 +163,21 @@ Tensor Decoder::forward_hidden(const Tensor& embeddings, const Tensor& positions
     no_grad.emplace();
   }
   const float eps = config_.rms_norm_eps, theta = config_.rope_theta;
+  const bool multimodal = config_.uses_mrope();
+  NURI_CHECK(!multimodal || (positions.dim() >= 2 && positions.size(0) == 3),
+             "decoder: a multimodal-RoPE model takes positions [3, T] or [3, B, T], not ",
+             shape_str(positions.shape()));
+  // Rotates queries or keys [B, T, H, Dh] by this model's rotary positions.
+  const auto rotate = [&](const Tensor& x) {
+    return multimodal ? mrope(x, positions, config_.mrope_section, theta)
+                      : rope(x, positions, theta);
+  };
   Tensor x = embeddings;
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const Block& blk = blocks_[i];
     const Tensor h = rms_norm(x, at(blk.input_norm), eps);
-    const Tensor q = rope(reshape(linear(h, at(blk.q)), {b, t, hq, hd}), positions, theta);
-    Tensor k = rope(reshape(linear(h, at(blk.k)), {b, t, hkv, hd}), positions, theta);
+    const Tensor q = rotate(reshape(linear(h, at(blk.q)), {b, t, hq, hd}));
+    Tensor k = rotate(reshape(linear(h, at(blk.k)), {b, t, hkv, hd}));
     Tensor v = reshape(linear(h, at(blk.v)), {b, t, hkv, hd});
     if (cache) std::tie(k, v) = cache->append(static_cast<int>(i), k, v);
     const Tensor a = attention(q, k, v, {.mask = AttentionMask::causal});
@@ -187,7 +196,10 @@ Tensor Decoder::forward(const Tensor& ids, KvCache* cache) const {
   const int64_t start = cache ? cache->length() : 0, t = ids.size(1);
   NURI_CHECK(start + t <= config_.max_position_embeddings, "decoder: positions up to ",
              start + t - 1, " exceed max_position_embeddings ", config_.max_position_embeddings);
-  return logits(forward_hidden(embeddings, position_ids(start, t), cache));
+  Tensor positions = position_ids(start, t);
+  // Text alone sits at equal temporal, height and width ids.
+  if (config_.uses_mrope()) positions = concat({positions, positions, positions}, 0).view({3, t});
+  return logits(forward_hidden(embeddings, positions, cache));
 }
 
 Tensor Decoder::loss(const Tensor& ids, const Tensor& targets) const {
