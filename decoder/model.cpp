@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <optional>
-#include <set>
 
 #include "kernels/autograd.h"
 #include "kernels/ops/activation.h"
@@ -92,24 +91,9 @@ void Decoder::init(Generator& generator) {
 
 void Decoder::load(const std::string& safetensors_path) {
   const SafetensorsFile file = SafetensorsFile::open(safetensors_path);
-  // Every check runs before the first parameter is overwritten, so a bad file changes nothing.
-  std::set<std::string> unread;
-  for (const std::string& name : file.names()) unread.insert(name);
-  std::vector<std::pair<Tensor*, Tensor>> reads;
-  for (NamedParameter& p : parameters_) {
-    NURI_CHECK(file.contains(p.name), safetensors_path, ": missing tensor '", p.name, "' (shape ",
-               shape_str(p.tensor.shape()), ")");
-    const SafetensorsEntry& entry = file.entry(p.name);
-    NURI_CHECK(entry.shape == p.tensor.shape(), safetensors_path, ": tensor '", p.name,
-               "' has shape ", shape_str(entry.shape), ", expected ", shape_str(p.tensor.shape()));
-    NURI_CHECK(entry.dtype == DType::f32 || entry.dtype == DType::bf16 || entry.dtype == DType::f16,
-               safetensors_path, ": tensor '", p.name, "' has dtype ", dtype_name(entry.dtype),
-               ", expected a floating type");
-    reads.emplace_back(&p.tensor, file.tensor(p.name));
-    unread.erase(p.name);
-  }
-  if (config_.tie_word_embeddings && unread.count(kLmHead)) {
-    // Some writers store the tied head as a copy of the embeddings; accept it only when it is one.
+  // Some writers store a tied head as a copy of the embeddings; accept it only when it is one.
+  const auto tied_copy = [&](const std::string& name) {
+    if (name != kLmHead || !config_.tie_word_embeddings) return false;
     const Tensor head = file.tensor(kLmHead);
     const Tensor embed = file.tensor(kEmbed);
     NURI_CHECK(head.shape() == embed.shape() && head.dtype() == embed.dtype() &&
@@ -118,14 +102,9 @@ void Decoder::load(const std::string& safetensors_path) {
                               static_cast<const std::byte*>(embed.raw_data())),
                safetensors_path, ": tensor '", kLmHead, "' differs from '", kEmbed,
                "' but the config ties them (tie_word_embeddings)");
-    unread.erase(kLmHead);
-  }
-  NURI_CHECK(unread.empty(), safetensors_path, ": unexpected tensor '", *unread.begin(),
-             "' (not a parameter of this decoder config)");
-  NoGradScope no_grad;
-  for (auto& [param, source] : reads) {
-    param->copy_from(source.dtype() == DType::f32 ? source : source.to(DType::f32));
-  }
+    return true;
+  };
+  load_parameters(file, parameters_, tied_copy);
 }
 
 void Decoder::save(const std::string& safetensors_path) const {

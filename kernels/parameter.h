@@ -1,7 +1,10 @@
 // A named trainable tensor: every module (decoder, encoders, projectors) lists its parameters
 // this way, so checkpoints, optimizers and freezing address them by name.
 #pragma once
+#include <functional>
 #include <string>
+#include <vector>
+#include "kernels/safetensors.h"
 #include "kernels/tensor.h"
 
 namespace nuri {
@@ -11,5 +14,11 @@ struct NamedParameter {
   std::string name;
   Tensor tensor;
 };
+
+// Reads every parameter from `file` (f32, bf16 or f16, converted to f32). A missing, mis-shaped or
+// non-floating tensor, or one in the file that is no parameter (unless `extra_allowed` accepts
+// its name), is an error naming it and the file, raised before any parameter is overwritten.
+void load_parameters(const SafetensorsFile& file, std::vector<NamedParameter>& parameters,
+                     const std::function<bool(const std::string&)>& extra_allowed = {});
 
 }  // namespace nuri
