@@ -5,6 +5,7 @@
 #include <fftw3.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <mutex>
 #include <numbers>
@@ -155,7 +156,7 @@ Tensor log10_mel_frames(const MelBank& bank, const float* data, int64_t first, i
 #pragma omp atomic write
       out_of_memory = true;
     }
-    std::vector<double> power(kBins);
+    std::array<double, kBins> power;
 #pragma omp for schedule(static)
     for (int64_t f = 0; f < frames; ++f) {
       if (!buffers.in || !buffers.out) continue;
