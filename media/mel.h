@@ -29,20 +29,28 @@ struct MelOptions {
 };
 
 // Log-mel of 16 kHz mono samples: f32 [n_mels, frames] with frames = samples / 160 (Whisper
-// drops the last STFT frame). Throws on an unsupported n_mels.
+// drops the last STFT frame), so fewer than 160 samples (none included) give [n_mels, 0]. Inputs
+// of 160 to 200 samples, which torch.stft refuses, are padded as numpy.pad's reflect mode does:
+// the reflection repeats. Throws on an unsupported n_mels or a sample that is not finite.
 Tensor log_mel(const std::vector<float>& samples, const MelOptions& options = {});
 
-// The same frames as log_mel in fixed_floor mode, computed from audio that arrives in pieces of
-// any size: push() returns the frames that are complete so far, finish() the rest.
+// The same frames as log_mel in fixed_floor mode, bit for bit, computed from audio that arrives in
+// pieces of any size: push() returns the frames that are complete so far (frame t once sample
+// 160 t + 199 is known, frame 0 once sample 200 is), finish() the rest. It holds at most the last
+// n_fft samples plus the piece being pushed.
 class StreamingLogMel {
  public:
+  // Throws on an unsupported n_mels (80 or 128).
   explicit StreamingLogMel(int n_mels = 80);
   ~StreamingLogMel();
   StreamingLogMel(const StreamingLogMel&) = delete;
   StreamingLogMel& operator=(const StreamingLogMel&) = delete;
-  // Appends samples; returns the newly complete frames as f32 [n_mels, k] (k may be 0).
+  // Appends samples; returns the newly complete frames as f32 [n_mels, k] (k may be 0). Throws,
+  // keeping the stream as it was, on a negative count, a sample that is not finite, or after
+  // finish().
   Tensor push(const float* samples, int64_t count);
-  // Ends the stream (reflect padding at the end); returns the remaining frames.
+  // Ends the stream (reflect padding at the end); returns the remaining frames. Throws when
+  // called twice.
   Tensor finish();
   // Frames returned so far.
   int64_t frames() const;

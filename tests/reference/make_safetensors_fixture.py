@@ -34,14 +34,15 @@ METADATA = {"format": "pt", "source": "make_safetensors_fixture.py"}
 DTYPE_RANK = {"I64": 0, "F32": 1, "I32": 2, "BF16": 3, "F16": 4, "U8": 5}
 
 
-def main():
-    order = sorted(TENSORS, key=lambda name: (DTYPE_RANK[TENSORS[name][0]], name))
-    assert order == sorted(TENSORS), "names must sort in data order"
-
-    header = {"__metadata__": METADATA}
+def write_safetensors(path, tensors, metadata):
+    """Writes `tensors` (name -> (safetensors dtype, shape, struct format of one element, values))
+    and the `metadata` strings to `path` in the library's layout: data ordered by DTYPE_RANK, then
+    by name; compact JSON header with "__metadata__" first, padded with spaces to 8 bytes."""
+    order = sorted(tensors, key=lambda name: (DTYPE_RANK[tensors[name][0]], name))
+    header = {"__metadata__": metadata}
     data = b""
     for name in order:
-        dtype, shape, fmt, values = TENSORS[name]
+        dtype, shape, fmt, values = tensors[name]
         count = 1
         for extent in shape:
             count *= extent
@@ -54,10 +55,17 @@ def main():
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * (-len(text) % 8)
 
-    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "reference.safetensors"), "wb") as out:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "wb") as out:
         out.write(struct.pack("<Q", len(text)) + text + data)
+    os.replace(path + ".tmp", path)
+
+
+def main():
+    order = sorted(TENSORS, key=lambda name: (DTYPE_RANK[TENSORS[name][0]], name))
+    assert order == sorted(TENSORS), "names must sort in data order"
+    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
+    write_safetensors(os.path.join(out_dir, "reference.safetensors"), TENSORS, METADATA)
 
 
 if __name__ == "__main__":
