@@ -160,6 +160,30 @@ TEST(AudioEncoder, StreamingEqualsWholeForAnyPieces) {
   }
 }
 
+TEST(AudioEncoder, StreamingEqualsWholeWithTwoSecondChunks) {
+  // The default 200-frame chunks: blocks of 100 frames after the stride, so attention tiles of
+  // 128 keys straddle chunk boundaries.
+  AudioEncoderConfig config = tiny_config();
+  config.chunk_seconds = 2.0;
+  const AudioEncoder encoder = initialised(config, 31);
+  const int64_t total = 200 * 3 + 37;
+  const Tensor mel = random_tensor({8, total}, 32);
+  Tensor whole;
+  {
+    NoGradScope no_grad;
+    whole = encoder.encode(mel);
+  }
+  ASSERT_EQ(whole.shape(), (Shape{1, 160, 12}));
+  AudioEncoderStream stream(encoder);
+  std::vector<Tensor> outputs;
+  for (int64_t at = 0; at < total; at += 73) {
+    const Tensor out = stream.push(frames_of(mel, at, std::min<int64_t>(total, at + 73)));
+    if (out.size(0) > 0) outputs.push_back(out);
+  }
+  outputs.push_back(stream.finish());
+  EXPECT_LT(relative_max_diff(concat(outputs, 0), whole.view({160, 12})), 1e-5);
+}
+
 TEST(AudioEncoder, StreamOfWholeChunksHasNothingLeftToFinish) {
   const AudioEncoder encoder = initialised(tiny_config(), 9);
   AudioEncoderStream stream(encoder);
