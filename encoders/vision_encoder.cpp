@@ -1,0 +1,173 @@
+#include "encoders/vision_encoder.h"
+
+#include <cmath>
+
+#include "encoders/config_json.h"
+#include "kernels/ops/rope.h"
+#include "kernels/ops/shape.h"
+
+namespace nuri {
+
+int64_t VisionEncoderConfig::image_token_count(int64_t height, int64_t width) const {
+  NURI_CHECK(height > 0 && width > 0 && height % factor() == 0 && width % factor() == 0,
+             "vision encoder: image size ", height, "x", width, " is not a positive multiple of ",
+             factor(), " (patch_size x merge_size)");
+  return (height / factor()) * (width / factor());
+}
+
+int64_t VisionEncoderConfig::video_token_count(int64_t frames, int64_t height,
+                                               int64_t width) const {
+  NURI_CHECK(frames > 0, "vision encoder: a video needs at least one frame, got ", frames);
+  const int64_t slices = (frames + temporal_patch_size - 1) / temporal_patch_size;
+  return slices * image_token_count(height, width);
+}
+
+void VisionEncoderConfig::validate() const {
+  auto positive = [](const char* name, int64_t value) {
+    NURI_CHECK(value > 0, "vision encoder config: ", name, " must be positive, got ", value);
+  };
+  positive("patch_size", patch_size);
+  positive("temporal_patch_size", temporal_patch_size);
+  positive("merge_size", merge_size);
+  positive("hidden_size", hidden_size);
+  positive("num_layers", num_layers);
+  positive("num_heads", num_heads);
+  positive("intermediate_size", intermediate_size);
+  positive("output_size", output_size);
+  positive("min_pixels", min_pixels);
+  NURI_CHECK(max_pixels >= min_pixels, "vision encoder config: max_pixels ", max_pixels,
+             " is below min_pixels ", min_pixels);
+  NURI_CHECK(max_pixels >= factor() * factor(), "vision encoder config: max_pixels ", max_pixels,
+             " is below one merged patch (", factor(), "x", factor(), ")");
+  NURI_CHECK(hidden_size % num_heads == 0, "vision encoder config: hidden_size ", hidden_size,
+             " is not divisible by num_heads ", num_heads);
+  NURI_CHECK((hidden_size / num_heads) % 4 == 0, "vision encoder config: head dimension ",
+             hidden_size / num_heads,
+             " must be a multiple of 4 (two halves, rows and columns, each rotated in pairs)");
+  NURI_CHECK(rope_theta > 0 && std::isfinite(rope_theta),
+             "vision encoder config: rope_theta must be positive, got ", rope_theta);
+  NURI_CHECK(layer_norm_eps > 0, "vision encoder config: layer_norm_eps must be positive, got ",
+             layer_norm_eps);
+  NURI_CHECK(initializer_range > 0,
+             "vision encoder config: initializer_range must be positive, got ", initializer_range);
+}
+
+VisionEncoderConfig VisionEncoderConfig::from_json(const nlohmann::json& json) {
+  return config_json::read<VisionEncoderConfig>(json, "vision encoder config");
+}
+
+nlohmann::json VisionEncoderConfig::to_json() const {
+  return config_json::write(*this);
+}
+
+Tensor image_to_pixels(const Image& image) {
+  NURI_CHECK(image.height > 0 && image.width > 0 &&
+                 static_cast<int64_t>(image.rgb.size()) == image.height * image.width * 3,
+             "image_to_pixels: a ", image.height, "x", image.width, " image needs ",
+             image.height * image.width * 3, " RGB bytes, it has ", image.rgb.size());
+  const int64_t area = image.height * image.width;
+  Tensor pixels = Tensor::empty({3, image.height, image.width});
+  float* out = pixels.data<float>();
+  for (int c = 0; c < 3; ++c) {
+    const float scale = 1.0f / (255.0f * kPixelStd[c]), shift = kPixelMean[c] / kPixelStd[c];
+    for (int64_t i = 0; i < area; ++i) out[c * area + i] = image.rgb[i * 3 + c] * scale - shift;
+  }
+  return pixels;
+}
+
+VisionEncoder::VisionEncoder(const VisionEncoderConfig& config) : config_(config) {
+  config_.validate();
+  const int64_t d = config_.hidden_size, merged = config_.merge_size * config_.merge_size * d;
+  patch_embed_ = Linear::add(params_, "vision_encoder.patch_embed", config_.patch_dim(), d);
+  for (int64_t i = 0; i < config_.num_layers; ++i) {
+    blocks_.push_back(TransformerBlock::add(params_, cat("vision_encoder.layers.", i), d,
+                                            config_.num_heads, config_.intermediate_size,
+                                            config_.layer_norm_eps));
+  }
+  norm_ = LayerNorm::add(params_, "vision_encoder.norm", d, config_.layer_norm_eps);
+  projector_ = Mlp::add(params_, "vision_projector", merged, merged, config_.output_size);
+}
+
+void VisionEncoder::init(Generator& generator) {
+  params_.init(generator, config_.initializer_range);
+}
+
+void VisionEncoder::load(const std::string& safetensors_path) {
+  params_.load(safetensors_path);
+}
+
+void VisionEncoder::save(const std::string& safetensors_path) const {
+  params_.save(safetensors_path);
+}
+
+void VisionEncoder::check_pixels(const Tensor& pixels, int dims, const char* what) const {
+  const char* layout = dims == 3 ? "[3, H, W]" : "[N, 3, H, W]";
+  NURI_CHECK(pixels.dim() == dims && pixels.dtype() == DType::f32 && pixels.size(-3) == 3,
+             "vision encoder: ", what, " must be f32 ", layout, ", not ",
+             dtype_name(pixels.dtype()), " ", shape_str(pixels.shape()));
+  NURI_CHECK(dims == 3 || pixels.size(0) > 0, "vision encoder: ", what, " ",
+             shape_str(pixels.shape()), " holds no image");
+  config_.image_token_count(pixels.size(-2), pixels.size(-1));  // checks the sides
+}
+
+Tensor VisionEncoder::encode_slices(const Tensor& frames) const {
+  const int64_t tp = config_.temporal_patch_size, p = config_.patch_size, m = config_.merge_size;
+  const int64_t n = frames.size(0) / tp, bh = frames.size(2) / (p * m),
+                bw = frames.size(3) / (p * m), s = bh * bw * m * m;
+  const int64_t d = config_.hidden_size, half = d / config_.num_heads / 2;
+  // [N, tp, C, bh, m, p, bw, m, p] -> [N, bh, bw, m, m, C, tp, p, p]: patches ordered so that each
+  // merge square is contiguous, each patch flattened as (channel, frame, row, column).
+  Tensor x = reshape(frames, {n, tp, 3, bh, m, p, bw, m, p});
+  x = reshape(permute(x, {0, 3, 6, 4, 7, 2, 1, 5, 8}), {n, s, config_.patch_dim()});
+  x = patch_embed_.forward(params_, x);
+
+  Tensor rows = Tensor::empty({s}, DType::i32), cols = Tensor::empty({s}, DType::i32);
+  int32_t* row = rows.data<int32_t>();
+  int32_t* col = cols.data<int32_t>();
+  for (int64_t i = 0; i < s; ++i) {
+    const int64_t square = i / (m * m), within = i % (m * m);
+    row[i] = static_cast<int32_t>(square / bw * m + within / m);
+    col[i] = static_cast<int32_t>(square % bw * m + within % m);
+  }
+  const float theta = config_.rope_theta;
+  const Rotation rotate = [&](const Tensor& heads) {
+    const std::vector<Tensor> halves = split(heads, {half, half}, 3);
+    return concat({rope(halves[0], rows, theta), rope(halves[1], cols, theta)}, 3);
+  };
+  const AttentionOptions options{.mask = AttentionMask::full};
+  for (const TransformerBlock& block : blocks_) x = block.forward(params_, x, rotate, options);
+  x = reshape(norm_.forward(params_, x), {n, s / (m * m), m * m * d});
+  return projector_.forward(params_, x);
+}
+
+Tensor VisionEncoder::encode_image(const Tensor& pixels) const {
+  check_pixels(pixels, 3, "pixels");
+  const Tensor frame = reshape(pixels, {1, 3, pixels.size(1), pixels.size(2)});
+  const Tensor out =
+      encode_slices(concat(std::vector<Tensor>(config_.temporal_patch_size, frame), 0));
+  return reshape(out, {out.size(1), out.size(2)});
+}
+
+Tensor VisionEncoder::encode_images(const Tensor& pixels) const {
+  check_pixels(pixels, 4, "pixels");
+  const int64_t n = pixels.size(0), h = pixels.size(2), w = pixels.size(3);
+  const Tensor single = reshape(pixels, {n, 1, 3, h, w});
+  const Tensor repeated = concat(std::vector<Tensor>(config_.temporal_patch_size, single), 1);
+  return encode_slices(reshape(repeated, {n * config_.temporal_patch_size, 3, h, w}));
+}
+
+Tensor VisionEncoder::encode_video(const Tensor& frames) const {
+  check_pixels(frames, 4, "frames");
+  const int64_t t = frames.size(0), tp = config_.temporal_patch_size;
+  const int64_t missing = (tp - t % tp) % tp;
+  Tensor padded = frames;
+  if (missing > 0) {
+    std::vector<Tensor> parts(missing + 1, slice(frames, 0, t - 1, t));
+    parts[0] = frames;
+    padded = concat(parts, 0);
+  }
+  const Tensor out = encode_slices(padded);
+  return reshape(out, {out.size(0) * out.size(1), out.size(2)});
+}
+
+}  // namespace nuri

@@ -1,0 +1,151 @@
+// The vision encoder: a ViT over images at their native aspect ratio and over video, with
+// embeddings at the decoder's width out.
+//
+// Architecture (after Qwen2-VL): the pixels are cut into temporal patches of
+// temporal_patch_size frames x patch_size x patch_size x 3 channels (an image is its frame
+// repeated temporal_patch_size times), each flattened in (channel, frame, row, column) order and
+// embedded by a linear layer (Qwen2-VL's Conv3d with kernel = stride, as a matrix). Pre-LayerNorm
+// transformer blocks with full attention among the patches of one image or one temporal slice of
+// a video, and a 2D RoPE: the first half of each head's dimensions turns by the patch's row and
+// the second half by its column, each half a rotate-half RoPE with the full frequency range. A
+// final LayerNorm, then every merge_size x merge_size square of neighbouring patches is
+// concatenated (row-major within the square) into one vector of merge_size^2 x D, which an MLP
+// projector (linear, GELU, linear) maps to output_size.
+//
+// Output tokens come in raster order of the merged grid: an H x W image gives
+// (H / (patch_size x merge_size)) x (W / (patch_size x merge_size)) tokens.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "encoders/transformer_block.h"
+#include "kernels/ops/random.h"
+#include "kernels/parameter.h"
+#include "kernels/tensor.h"
+#include "media/image.h"
+
+namespace nuri {
+
+// Size and shape of the vision encoder, stored as a flat JSON object with these keys.
+struct VisionEncoderConfig {
+  int64_t patch_size = 14;
+  int64_t temporal_patch_size = 2;
+  int64_t merge_size = 2;
+  int64_t hidden_size = 256;
+  int64_t num_layers = 4;
+  int64_t num_heads = 4;
+  int64_t intermediate_size = 1024;
+  int64_t output_size = 256;            // the decoder's hidden size
+  int64_t min_pixels = 56 * 56;         // the resize keeps an image's area at least this ...
+  int64_t max_pixels = 28 * 28 * 1280;  // ... and at most this
+  float rope_theta = 10000.0f;
+  float layer_norm_eps = 1e-6f;
+  float initializer_range = 0.02f;
+
+  // Image sides must be multiples of this: patch_size x merge_size (28 by default).
+  int64_t factor() const { return patch_size * merge_size; }
+  // Values in one flattened temporal patch: 3 x temporal_patch_size x patch_size^2.
+  int64_t patch_dim() const { return 3 * temporal_patch_size * patch_size * patch_size; }
+  // Output tokens of one H x W image (or of one temporal slice of a video).
+  int64_t image_token_count(int64_t height, int64_t width) const;
+  // Output tokens of `frames` frames of H x W (frames rounded up to temporal_patch_size).
+  int64_t video_token_count(int64_t frames, int64_t height, int64_t width) const;
+
+  // Throws nuri::Error naming the field when sizes disagree.
+  void validate() const;
+  // Reads the keys above; an unknown or ill-typed key is an error naming it.
+  static VisionEncoderConfig from_json(const nlohmann::json& json);
+  // Every key above.
+  nlohmann::json to_json() const;
+  // Calls visit(key, member) for every field (the one list that from_json and to_json share).
+  template <class Visit>
+  static void fields(VisionEncoderConfig& c, Visit&& visit) {
+    visit("patch_size", c.patch_size);
+    visit("temporal_patch_size", c.temporal_patch_size);
+    visit("merge_size", c.merge_size);
+    visit("hidden_size", c.hidden_size);
+    visit("num_layers", c.num_layers);
+    visit("num_heads", c.num_heads);
+    visit("intermediate_size", c.intermediate_size);
+    visit("output_size", c.output_size);
+    visit("min_pixels", c.min_pixels);
+    visit("max_pixels", c.max_pixels);
+    visit("rope_theta", c.rope_theta);
+    visit("layer_norm_eps", c.layer_norm_eps);
+    visit("initializer_range", c.initializer_range);
+  }
+};
+
+// Per-channel normalisation of pixels in [0, 1]: (x - mean) / std, with the CLIP constants that
+// Qwen2-VL also uses (R, G, B).
+inline constexpr float kPixelMean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+inline constexpr float kPixelStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+
+// An 8-bit RGB image (any size) as the encoder's input: f32 [3, H, W], each channel
+// (value / 255 - kPixelMean[c]) / kPixelStd[c]. No resizing.
+Tensor image_to_pixels(const Image& image);
+// The image resized to the encoder's grid (media's fit_image_grid with config.factor(),
+// min_pixels and max_pixels, then resize_image) and converted by image_to_pixels.
+Tensor prepare_image(const Image& image, const VisionEncoderConfig& config);
+// Video frames, each resized to the grid that the first frame's size gives, stacked as
+// f32 [T, 3, H, W].
+Tensor prepare_video(const std::vector<Image>& frames, const VisionEncoderConfig& config);
+
+// The vision encoder's parameters and its forward. Parameter names:
+// vision_encoder.patch_embed.{weight [D, patch_dim], bias}, vision_encoder.layers.N.{
+// input_layernorm, self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.fc1,
+// mlp.fc2}.{weight,bias}, vision_encoder.norm.{weight,bias},
+// vision_projector.{fc1 [4D, 4D], fc2 [output_size, 4D]}.{weight,bias} (4 = merge_size^2).
+//
+// The encode calls record on the active tape for training; run them inside a NoGradScope for
+// inference.
+class VisionEncoder {
+ public:
+  // Allocates every parameter (f32, CPU, zero); call init() or load() next.
+  explicit VisionEncoder(const VisionEncoderConfig& config);
+
+  const VisionEncoderConfig& config() const { return config_; }
+  // Every trainable parameter, each requiring grad, in a stable order.
+  std::vector<NamedParameter>& parameters() { return params_.all(); }
+  const std::vector<NamedParameter>& parameters() const { return params_.all(); }
+  // The parameter called `name`; an unknown name is an error.
+  Tensor& parameter(const std::string& name) { return params_.find(name); }
+
+  // Normal(0, initializer_range) weights, zero biases, unit LayerNorm weights.
+  void init(Generator& generator);
+  // Reads every parameter from a safetensors file; a missing, extra or mis-shaped tensor is an
+  // error naming it, and a failed load changes nothing.
+  void load(const std::string& safetensors_path);
+  // Writes every parameter to a safetensors file atomically.
+  void save(const std::string& safetensors_path) const;
+
+  // One image, f32 [3, H, W] normalised (H, W multiples of factor()) ->
+  // [image_token_count(H, W), output_size].
+  Tensor encode_image(const Tensor& pixels) const;
+  // Same-sized images [N, 3, H, W], each encoded on its own (no attention across images) ->
+  // [N, image_token_count(H, W), output_size].
+  Tensor encode_images(const Tensor& pixels) const;
+  // Video frames [T, 3, H, W]; T is padded to a multiple of temporal_patch_size by repeating the
+  // last frame -> [video_token_count(T, H, W), output_size], one temporal slice after another,
+  // each slice attending only within itself.
+  Tensor encode_video(const Tensor& frames) const;
+
+ private:
+  // Frames [N x temporal_patch_size, 3, H, W], consecutive frames forming one slice ->
+  // [N, image_token_count(H, W), output_size].
+  Tensor encode_slices(const Tensor& frames) const;
+  // Checks f32 [..., 3, H, W] with H, W multiples of factor(); `what` names the argument.
+  void check_pixels(const Tensor& pixels, int dims, const char* what) const;
+
+  VisionEncoderConfig config_;
+  ParameterList params_{"vision encoder"};
+  Linear patch_embed_;
+  std::vector<TransformerBlock> blocks_;
+  LayerNorm norm_;
+  Mlp projector_;
+};
+
+}  // namespace nuri

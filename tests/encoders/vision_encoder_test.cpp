@@ -1,0 +1,287 @@
+// The vision encoder: token counts and order, batches, 2D positions, video, gradients, pixel
+// conversion, configs and checkpoints.
+#include "encoders/vision_encoder.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "encoder_test_util.h"
+#include "kernels/ops/shape.h"
+#include "kernels/safetensors.h"
+
+namespace nuri {
+namespace {
+
+using test::check_gradients;
+using test::random_tensor;
+using test::relative_max_diff;
+using test::TempDir;
+
+// Patches of 2 pixels, merged 2x2: image sides are multiples of 4 and each token covers 4x4.
+VisionEncoderConfig tiny_config() {
+  VisionEncoderConfig c;
+  c.patch_size = 2;
+  c.hidden_size = 16;
+  c.num_layers = 2;
+  c.num_heads = 2;
+  c.intermediate_size = 24;
+  c.output_size = 12;
+  c.min_pixels = 16;
+  c.max_pixels = 4096;
+  c.initializer_range = 0.2f;
+  return c;
+}
+
+VisionEncoder initialised(const VisionEncoderConfig& config, uint64_t seed) {
+  VisionEncoder encoder(config);
+  Generator gen{seed, 0};
+  encoder.init(gen);
+  return encoder;
+}
+
+// Copy of pixels [3, H, W] with its 4x4 square at merged-grid cell (r, c) replaced by noise.
+Tensor with_square_changed(const Tensor& pixels, int64_t r, int64_t c, uint64_t seed) {
+  Tensor out = pixels.clone();
+  const std::vector<float> noise = random_tensor({3 * 16}, seed).to_vector();
+  const int64_t h = pixels.size(1), w = pixels.size(2);
+  float* p = out.data<float>();
+  for (int64_t ch = 0; ch < 3; ++ch) {
+    for (int64_t y = 0; y < 4; ++y) {
+      for (int64_t x = 0; x < 4; ++x)
+        p[(ch * h + r * 4 + y) * w + c * 4 + x] = noise[ch * 16 + y * 4 + x];
+    }
+  }
+  return out;
+}
+
+// pixels [3, H, W] with its 4x4 squares at merged-grid cells a and b swapped, each square's own
+// pixels unchanged.
+Tensor squares_swapped(const Tensor& pixels, std::pair<int64_t, int64_t> a,
+                       std::pair<int64_t, int64_t> b) {
+  Tensor out = pixels.clone();
+  const int64_t h = pixels.size(1), w = pixels.size(2);
+  const float* in = pixels.data<float>();
+  float* o = out.data<float>();
+  for (int64_t ch = 0; ch < 3; ++ch) {
+    for (int64_t y = 0; y < 4; ++y) {
+      for (int64_t x = 0; x < 4; ++x) {
+        const int64_t at_a = (ch * h + a.first * 4 + y) * w + a.second * 4 + x;
+        const int64_t at_b = (ch * h + b.first * 4 + y) * w + b.second * 4 + x;
+        o[at_a] = in[at_b];
+        o[at_b] = in[at_a];
+      }
+    }
+  }
+  return out;
+}
+
+TEST(VisionEncoder, ParameterNamesAndShapes) {
+  const VisionEncoder encoder(tiny_config());
+  std::map<std::string, Shape> actual;
+  for (const NamedParameter& p : encoder.parameters()) actual[p.name] = p.tensor.shape();
+  EXPECT_EQ(actual.at("vision_encoder.patch_embed.weight"), (Shape{16, 3 * 2 * 2 * 2}));
+  EXPECT_EQ(actual.at("vision_encoder.patch_embed.bias"), (Shape{16}));
+  EXPECT_EQ(actual.at("vision_encoder.layers.1.self_attn.k_proj.weight"), (Shape{16, 16}));
+  EXPECT_EQ(actual.at("vision_encoder.layers.0.mlp.fc1.weight"), (Shape{24, 16}));
+  EXPECT_EQ(actual.at("vision_encoder.norm.weight"), (Shape{16}));
+  EXPECT_EQ(actual.at("vision_projector.fc1.weight"), (Shape{64, 64}));
+  EXPECT_EQ(actual.at("vision_projector.fc2.weight"), (Shape{12, 64}));
+  EXPECT_EQ(actual.size(), 2u + 2 * 16 + 2 + 4);
+}
+
+TEST(VisionEncoder, TokenCounts) {
+  VisionEncoderConfig defaults;
+  EXPECT_EQ(defaults.factor(), 28);
+  EXPECT_EQ(defaults.image_token_count(224, 224), 64);
+  EXPECT_EQ(defaults.image_token_count(448, 280), 16 * 10);
+  EXPECT_EQ(defaults.video_token_count(5, 56, 84), 3 * 2 * 3);
+  EXPECT_THROW(defaults.image_token_count(224, 230), Error);
+
+  const VisionEncoder encoder = initialised(tiny_config(), 1);
+  NoGradScope no_grad;
+  EXPECT_EQ(encoder.encode_image(random_tensor({3, 8, 12}, 2)).shape(), (Shape{6, 12}));
+  EXPECT_EQ(encoder.encode_images(random_tensor({3, 3, 4, 16}, 3)).shape(), (Shape{3, 4, 12}));
+  EXPECT_EQ(encoder.encode_video(random_tensor({5, 3, 8, 4}, 4)).shape(), (Shape{6, 12}));
+  EXPECT_THROW(encoder.encode_image(random_tensor({3, 8, 10}, 5)), Error);
+  EXPECT_THROW(encoder.encode_image(random_tensor({1, 8, 8}, 5)), Error);
+  EXPECT_THROW(encoder.encode_images(random_tensor({3, 8, 8}, 5)), Error);
+}
+
+TEST(VisionEncoder, TokensFollowTheMergedGridInRasterOrder) {
+  // Without attention output each patch is encoded on its own, so a token can depend only on
+  // the pixels of its own merged square: changing square (r, c) changes token r * 3 + c alone.
+  VisionEncoder encoder = initialised(tiny_config(), 6);
+  for (int layer = 0; layer < 2; ++layer) {
+    const std::string prefix = "vision_encoder.layers." + std::to_string(layer);
+    encoder.parameter(prefix + ".self_attn.o_proj.weight").copy_from(Tensor::zeros({16, 16}));
+    encoder.parameter(prefix + ".self_attn.o_proj.bias").copy_from(Tensor::zeros({16}));
+  }
+  NoGradScope no_grad;
+  const Tensor pixels = random_tensor({3, 8, 12}, 7);
+  const Tensor base = encoder.encode_image(pixels);
+  for (int64_t r = 0; r < 2; ++r) {
+    for (int64_t c = 0; c < 3; ++c) {
+      const Tensor out = encoder.encode_image(with_square_changed(pixels, r, c, 8 + r * 3 + c));
+      for (int64_t token = 0; token < 6; ++token) {
+        const double diff =
+            relative_max_diff(slice(out, 0, token, token + 1), slice(base, 0, token, token + 1));
+        if (token == r * 3 + c) {
+          EXPECT_GT(diff, 1e-2) << "square " << r << "," << c;
+        } else {
+          EXPECT_EQ(diff, 0.0) << "square " << r << "," << c << " changed token " << token;
+        }
+      }
+    }
+  }
+}
+
+TEST(VisionEncoder, ImagesInABatchDoNotSeeEachOther) {
+  const VisionEncoder encoder = initialised(tiny_config(), 9);
+  NoGradScope no_grad;
+  const Tensor a = random_tensor({3, 8, 12}, 10), b = random_tensor({3, 8, 12}, 11);
+  const Tensor c = random_tensor({3, 8, 12}, 12);
+  const Tensor batch = encoder.encode_images(
+      concat({a.view({1, 3, 8, 12}), b.view({1, 3, 8, 12}), c.view({1, 3, 8, 12})}, 0));
+  const Tensor other =
+      encoder.encode_images(concat({a.view({1, 3, 8, 12}), random_tensor({2, 3, 8, 12}, 13)}, 0));
+  const Tensor alone = encoder.encode_image(a).view({1, 6, 12});
+  EXPECT_LT(relative_max_diff(slice(batch, 0, 0, 1), alone), 1e-5);
+  EXPECT_LT(relative_max_diff(slice(other, 0, 0, 1), alone), 1e-5);
+  EXPECT_LT(relative_max_diff(slice(batch, 0, 2, 3), encoder.encode_image(c).view({1, 6, 12})),
+            1e-5);
+}
+
+TEST(VisionEncoder, PositionsDistinguishRowsAndColumns) {
+  const VisionEncoder encoder = initialised(tiny_config(), 14);
+  NoGradScope no_grad;
+  const Tensor pixels = random_tensor({3, 8, 12}, 15);
+  const Tensor base = encoder.encode_image(pixels);
+  // Two squares swapped within a row (other columns), then within a column (other rows). The
+  // tokens, put back in the original square order, would equal the original's if the encoder
+  // ignored that coordinate.
+  for (const auto& [a, b] :
+       {std::pair{std::pair<int64_t, int64_t>{0, 0}, std::pair<int64_t, int64_t>{0, 2}},
+        std::pair{std::pair<int64_t, int64_t>{0, 1}, std::pair<int64_t, int64_t>{1, 1}}}) {
+    const Tensor out = encoder.encode_image(squares_swapped(pixels, a, b));
+    const int64_t ta = a.first * 3 + a.second, tb = b.first * 3 + b.second;
+    std::vector<Tensor> reordered;
+    for (int64_t t = 0; t < 6; ++t) {
+      const int64_t from = t == ta ? tb : t == tb ? ta : t;
+      reordered.push_back(slice(out, 0, from, from + 1));
+    }
+    EXPECT_GT(relative_max_diff(concat(reordered, 0), base), 1e-2)
+        << "squares " << ta << " and " << tb;
+  }
+  // A transposed image differs from the original.
+  const Tensor square = random_tensor({3, 12, 12}, 16);
+  EXPECT_GT(relative_max_diff(encoder.encode_image(transpose(square, 1, 2)),
+                              encoder.encode_image(square)),
+            1e-2);
+}
+
+TEST(VisionEncoder, VideoPadsOddFramesAndEncodesSlicesApart) {
+  const VisionEncoder encoder = initialised(tiny_config(), 16);
+  NoGradScope no_grad;
+  const Tensor frames = random_tensor({3, 3, 8, 4}, 17);
+  const Tensor out = encoder.encode_video(frames);
+  ASSERT_EQ(out.shape(), (Shape{4, 12}));
+  const Tensor last = slice(frames, 0, 2, 3);
+  const Tensor even = encoder.encode_video(concat({frames, last}, 0));
+  EXPECT_EQ(out.to_vector(), even.to_vector());
+  // The first slice alone gives the first tokens; the second slice ignores the first.
+  EXPECT_LT(relative_max_diff(slice(out, 0, 0, 2), encoder.encode_video(slice(frames, 0, 0, 2))),
+            1e-5);
+  EXPECT_LT(relative_max_diff(slice(out, 0, 2, 4), encoder.encode_video(concat({last, last}, 0))),
+            1e-5);
+  // Two equal frames are one image; two different frames are not.
+  EXPECT_LT(relative_max_diff(slice(out, 0, 2, 4), encoder.encode_image(last.view({3, 8, 4}))),
+            1e-5);
+  EXPECT_GT(relative_max_diff(slice(out, 0, 0, 2),
+                              encoder.encode_image(slice(frames, 0, 0, 1).view({3, 8, 4}))),
+            1e-3);
+}
+
+TEST(VisionEncoder, GradientsReachEveryParameterAndMatchFiniteDifferences) {
+  VisionEncoder encoder = initialised(tiny_config(), 18);
+  const Tensor pixels = random_tensor({2, 3, 8, 8}, 19);
+  check_gradients(
+      encoder.parameters(), [&] { return encoder.encode_images(pixels); }, {2, 4, 12}, 2);
+}
+
+TEST(VisionEncoder, ImageToPixelsNormalisesEachChannel) {
+  Image image;
+  image.height = 2;
+  image.width = 3;
+  for (int i = 0; i < 18; ++i) image.rgb.push_back(static_cast<uint8_t>(i * 14));
+  const Tensor pixels = image_to_pixels(image);
+  ASSERT_EQ(pixels.shape(), (Shape{3, 2, 3}));
+  const std::vector<float> v = pixels.to_vector();
+  const double mean[3] = {0.48145466, 0.4578275, 0.40821073};
+  const double std[3] = {0.26862954, 0.26130258, 0.27577711};
+  for (int c = 0; c < 3; ++c) {
+    for (int y = 0; y < 2; ++y) {
+      for (int x = 0; x < 3; ++x) {
+        const double byte = ((y * 3 + x) * 3 + c) * 14;
+        EXPECT_NEAR(v[(c * 2 + y) * 3 + x], (byte / 255.0 - mean[c]) / std[c], 1e-5);
+      }
+    }
+  }
+  image.rgb.pop_back();
+  EXPECT_THROW(image_to_pixels(image), Error);
+}
+
+TEST(VisionEncoder, ConfigJsonRoundTripsAndRejectsUnknownKeys) {
+  VisionEncoderConfig config = tiny_config();
+  config.merge_size = 1;
+  const nlohmann::json json = config.to_json();
+  EXPECT_EQ(json.at("patch_size"), 2);
+  EXPECT_EQ(json.at("max_pixels"), 4096);
+  EXPECT_EQ(VisionEncoderConfig::from_json(json).to_json(), json);
+  EXPECT_EQ(VisionEncoderConfig::from_json(nlohmann::json::object()).to_json(),
+            VisionEncoderConfig().to_json());
+  auto error_of = [](const nlohmann::json& j) -> std::string {
+    try {
+      VisionEncoderConfig::from_json(j);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  nlohmann::json unknown = json;
+  unknown["spatial_merge_size"] = 2;
+  EXPECT_NE(error_of(unknown).find("unknown key 'spatial_merge_size'"), std::string::npos);
+  nlohmann::json typed = json;
+  typed["patch_size"] = 2.5;
+  EXPECT_NE(error_of(typed).find("'patch_size'"), std::string::npos);
+  nlohmann::json heads = json;
+  heads["num_heads"] = 8;  // head dim 2, not a multiple of 4
+  EXPECT_NE(error_of(heads).find("multiple of 4"), std::string::npos);
+}
+
+TEST(VisionEncoder, SaveAndLoadRoundTrip) {
+  TempDir dir;
+  const VisionEncoder saved = initialised(tiny_config(), 20);
+  saved.save(dir.file("vision.safetensors"));
+  VisionEncoder loaded = initialised(tiny_config(), 21);
+  const Tensor pixels = random_tensor({3, 8, 8}, 22);
+  NoGradScope no_grad;
+  EXPECT_NE(loaded.encode_image(pixels).to_vector(), saved.encode_image(pixels).to_vector());
+  loaded.load(dir.file("vision.safetensors"));
+  EXPECT_EQ(loaded.encode_image(pixels).to_vector(), saved.encode_image(pixels).to_vector());
+  VisionEncoderConfig wider = tiny_config();
+  wider.hidden_size = 32;
+  VisionEncoder other(wider);
+  try {
+    other.load(dir.file("vision.safetensors"));
+    FAIL() << "a checkpoint of another width loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'vision_encoder.patch_embed.weight' has shape [16, 24]"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace nuri
