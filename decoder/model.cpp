@@ -104,7 +104,7 @@ void Decoder::load(const std::string& safetensors_path) {
                "' but the config ties them (tie_word_embeddings)");
     return true;
   };
-  load_parameters(file, parameters_, tied_copy);
+  load_parameters(file, parameters_, "this decoder config", tied_copy);
 }
 
 void Decoder::save(const std::string& safetensors_path) const {

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <set>
 #include <utility>
 
 #include "kernels/autograd.h"
@@ -58,29 +57,7 @@ void ParameterList::init(Generator& generator, float stddev) {
 }
 
 void ParameterList::load(const std::string& path) {
-  const SafetensorsFile file = SafetensorsFile::open(path);
-  // Every check runs before the first parameter is overwritten, so a bad file changes nothing.
-  std::set<std::string> unread;
-  for (const std::string& name : file.names()) unread.insert(name);
-  std::vector<std::pair<Tensor*, Tensor>> reads;
-  for (NamedParameter& p : parameters_) {
-    NURI_CHECK(file.contains(p.name), path, ": missing tensor '", p.name, "' (shape ",
-               shape_str(p.tensor.shape()), ") of the ", module_);
-    const SafetensorsEntry& entry = file.entry(p.name);
-    NURI_CHECK(entry.shape == p.tensor.shape(), path, ": tensor '", p.name, "' has shape ",
-               shape_str(entry.shape), ", expected ", shape_str(p.tensor.shape()));
-    NURI_CHECK(entry.dtype == DType::f32 || entry.dtype == DType::bf16 || entry.dtype == DType::f16,
-               path, ": tensor '", p.name, "' has dtype ", dtype_name(entry.dtype),
-               ", expected a floating type");
-    reads.emplace_back(&p.tensor, file.tensor(p.name));
-    unread.erase(p.name);
-  }
-  NURI_CHECK(unread.empty(), path, ": unexpected tensor '", *unread.begin(),
-             "' (not a parameter of ", "this ", module_, " config)");
-  NoGradScope no_grad;
-  for (auto& [param, source] : reads) {
-    param->copy_from(source.dtype() == DType::f32 ? source : source.to(DType::f32));
-  }
+  load_parameters(SafetensorsFile::open(path), parameters_, "this " + module_ + " config");
 }
 
 void ParameterList::save(const std::string& path) const {

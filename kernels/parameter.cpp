@@ -8,6 +8,7 @@
 namespace nuri {
 
 void load_parameters(const SafetensorsFile& file, std::vector<NamedParameter>& parameters,
+                     const std::string& owner,
                      const std::function<bool(const std::string&)>& extra_allowed) {
   const std::string& path = file.path();
   std::set<std::string> unread;
@@ -15,7 +16,7 @@ void load_parameters(const SafetensorsFile& file, std::vector<NamedParameter>& p
   std::vector<std::pair<Tensor*, Tensor>> reads;
   for (NamedParameter& p : parameters) {
     NURI_CHECK(file.contains(p.name), path, ": missing tensor '", p.name, "' (shape ",
-               shape_str(p.tensor.shape()), ")");
+               shape_str(p.tensor.shape()), ") of ", owner);
     const SafetensorsEntry& entry = file.entry(p.name);
     NURI_CHECK(entry.shape == p.tensor.shape(), path, ": tensor '", p.name, "' has shape ",
                shape_str(entry.shape), ", expected ", shape_str(p.tensor.shape()));
@@ -27,7 +28,7 @@ void load_parameters(const SafetensorsFile& file, std::vector<NamedParameter>& p
   }
   for (const std::string& name : unread)
     NURI_CHECK(extra_allowed && extra_allowed(name), path, ": unexpected tensor '", name,
-               "' (not a parameter of this model)");
+               "' (not a parameter of ", owner, ")");
   NoGradScope no_grad;
   for (auto& [param, source] : reads)
     param->copy_from(source.dtype() == DType::f32 ? source : source.to(DType::f32));

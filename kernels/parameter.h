@@ -17,8 +17,10 @@ struct NamedParameter {
 
 // Reads every parameter from `file` (f32, bf16 or f16, converted to f32). A missing, mis-shaped or
 // non-floating tensor, or one in the file that is no parameter (unless `extra_allowed` accepts
-// its name), is an error naming it and the file, raised before any parameter is overwritten.
+// its name), is an error naming it, the file and `owner` (the module, as "the audio encoder"),
+// raised before any parameter is overwritten.
 void load_parameters(const SafetensorsFile& file, std::vector<NamedParameter>& parameters,
+                     const std::string& owner,
                      const std::function<bool(const std::string&)>& extra_allowed = {});
 
 }  // namespace nuri

@@ -1,0 +1,93 @@
+// The omni model: the audio encoder and the vision encoder feed spans of embeddings into the
+// decoder's sequence (fusion/chat_template.h lays it out). One checkpoint holds every module under
+// self-explaining names: the decoder keeps the Hugging Face Llama/Qwen2 names (model.*, lm_head),
+// the encoders are audio_encoder.*, audio_projector.*, vision_encoder.*, vision_projector.*.
+#pragma once
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "decoder/model.h"
+#include "encoders/audio_encoder.h"
+#include "encoders/vision_encoder.h"
+#include "fusion/chat_template.h"
+
+namespace nuri {
+
+// The omni model's shape. As JSON it is a Hugging Face-style config.json: the decoder's keys at
+// the top, the encoders under "audio_config" and "vision_config" (absent: no such encoder).
+struct OmniConfig {
+  DecoderConfig decoder;
+  std::optional<AudioEncoderConfig> audio;
+  std::optional<VisionEncoderConfig> vision;
+  // Errors name the section and key at fault; encoder output sizes must equal the decoder width
+  // and the decoder must use M-RoPE.
+  static OmniConfig from_json(const nlohmann::json& json);
+  nlohmann::json to_json() const;
+  void validate() const;
+};
+
+// One media item, ready for the encoders.
+struct MediaInput {
+  PartKind kind = PartKind::audio;
+  Tensor mel;                       // audio, or a video's soundtrack: f32 [n_mels, frames]
+  Tensor pixels;                    // image f32 [3, H, W]; video frames f32 [T, 3, H, W]
+  std::vector<double> frame_times;  // video: each frame's time in seconds
+};
+
+// The modules a config may freeze or unfreeze, by name.
+inline constexpr const char* kOmniModules[] = {"decoder", "audio_encoder", "audio_projector",
+                                               "vision_encoder", "vision_projector"};
+
+class OmniModel {
+ public:
+  // Allocates every parameter (f32, CPU); call init() or load() next.
+  explicit OmniModel(const OmniConfig& config);
+  const OmniConfig& config() const { return config_; }
+  const Decoder& decoder() const { return decoder_; }
+
+  // Every parameter of every module, in checkpoint order.
+  std::vector<NamedParameter> parameters() const;
+  // The parameters of the modules not frozen (see freeze()).
+  std::vector<NamedParameter> trainable_parameters() const;
+  // Freezes (or unfreezes) a module named in kOmniModules: its parameters stop requiring grad,
+  // so backward skips them and the optimizer leaves them alone. An unknown name is an error.
+  void freeze(const std::string& module, bool frozen = true);
+  // The module (from kOmniModules) that a parameter name belongs to.
+  static std::string module_of(const std::string& parameter_name);
+
+  void init(Generator& generator);
+  // Reads every module from one safetensors file; a missing, extra or mis-shaped tensor is an
+  // error naming it, raised before any parameter changes.
+  void load(const std::string& safetensors_path);
+  void save(const std::string& safetensors_path) const;
+
+  // The span an item takes in the sequence (token counts from its size).
+  MediaShape shape_of(const MediaInput& input) const;
+  std::vector<MediaShape> shapes_of(const std::vector<MediaInput>& inputs) const;
+  // Input embeddings [1, T, D] of a laid-out sequence: token embeddings, with each media slice's
+  // rows taken from its encoder's output.
+  Tensor embed(const SequenceLayout& layout, const std::vector<MediaInput>& inputs) const;
+  // Mean next-token cross-entropy over the target tokens of a batch of sequences (padded to the
+  // longest; padding has no targets).
+  Tensor loss(const std::vector<const SequenceLayout*>& layouts,
+              const std::vector<const std::vector<MediaInput>*>& inputs) const;
+  // Greedy continuation of a sequence that ends in an open assistant turn, up to max_tokens or
+  // the `stop` token (not included). Inference only.
+  std::vector<int32_t> reply(const SequenceLayout& prompt, const std::vector<MediaInput>& inputs,
+                             int64_t max_tokens, int32_t stop) const;
+
+ private:
+  // The encoder outputs of one item: visual rows [N, D] and audio rows [M, D] (either may be
+  // undefined).
+  std::pair<Tensor, Tensor> encode(const MediaInput& input) const;
+
+  OmniConfig config_;
+  Decoder decoder_;
+  std::unique_ptr<AudioEncoder> audio_;
+  std::unique_ptr<VisionEncoder> vision_;
+};
+
+}  // namespace nuri
