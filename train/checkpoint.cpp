@@ -74,11 +74,10 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointContents
   }
   fs::create_directory(temp_dir);
   try {
-    c.model.save((temp_dir / "model.safetensors").string());
+    c.save_model((temp_dir / "model.safetensors").string());
     save_safetensors((temp_dir / "optimizer.safetensors").string(), c.optimizer.state());
     write_file_atomic((temp_dir / "trainer_state.json").string(), c.state.to_json().dump(2) + "\n");
-    write_file_atomic((temp_dir / "config.json").string(),
-                      c.model.config().to_json().dump(2) + "\n");
+    write_file_atomic((temp_dir / "config.json").string(), c.model_config.dump(2) + "\n");
     write_file_atomic((temp_dir / "train_config.json").string(), c.train_config.dump(2) + "\n");
     c.tokenizer.save((temp_dir / "tokenizer.json").string());
     // A step saved before (a resumed run passing it again) is replaced, never merged.

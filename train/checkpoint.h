@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -32,7 +33,8 @@ struct TrainerState {
 
 // Everything a checkpoint holds besides the run's position.
 struct CheckpointContents {
-  const Decoder& model;
+  std::function<void(const std::string& path)> save_model;  // writes model.safetensors
+  const nlohmann::json& model_config;                       // config.json
   const AdamW& optimizer;
   const Tokenizer& tokenizer;
   const TrainerState& state;

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "train/config.h"
@@ -21,6 +22,8 @@ struct TrainSummary {
   int64_t skipped_steps = 0;
   double eval_loss = NAN;     // the last held-out loss, NaN without held-out data
   double unigram_loss = NAN;  // the unigram baseline on the same held-out tokens
+  nlohmann::json eval;        // the last evaluation's metrics
+  double elapsed_s = 0;       // training wall time (across resumes)
   std::string checkpoint;     // the last step directory written
   bool interrupted = false;   // stopped early through options.stop
 };

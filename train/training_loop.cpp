@@ -1,0 +1,157 @@
+#include "train/training_loop.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "kernels/autograd.h"
+#include "kernels/error.h"
+#include "kernels/file_io.h"
+#include "kernels/log.h"
+#include "kernels/ops/elementwise.h"
+#include "train/checkpoint.h"
+#include "train/metrics.h"
+#include "train/optimizer.h"
+
+namespace nuri {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+TrainSummary run_training(const TrainConfig& config, const TrainOptions& options, TrainingJob& job,
+                          const Tokenizer& tokenizer) {
+  const auto& tc = config.train;
+  AdamW optimizer(job.parameters, config.optim.adamw, config.optim.grad_clip);
+  TrainerState state;
+  state.seed = tc.seed;
+  if (!options.resume.empty()) {
+    const std::string dir = resolve_checkpoint(options.resume);
+    const std::string state_path = (fs::path(dir) / "trainer_state.json").string();
+    const auto state_json = nlohmann::json::parse(read_file(state_path), nullptr, false);
+    NURI_CHECK(!state_json.is_discarded(), state_path, ": not valid JSON");
+    state = TrainerState::from_json(state_json, state_path);
+    NURI_CHECK(state.seed == tc.seed, state_path, ": the run used train.seed ", state.seed,
+               ", the config says ", tc.seed);
+    const auto saved =
+        nlohmann::json::parse(read_file((fs::path(dir) / "config.json").string()), nullptr, false);
+    NURI_CHECK(!saved.is_discarded() && saved == job.model_config, dir,
+               ": the checkpoint's model config differs from this config's model section");
+    job.load_model((fs::path(dir) / "model.safetensors").string());
+    optimizer.load_state((fs::path(dir) / "optimizer.safetensors").string());
+    optimizer.set_steps_taken(state.step - state.skipped_steps);
+    log_info("resuming from ", dir, " at step ", state.step);
+  }
+  log_info(job.description, "; ", omp_get_max_threads(), " threads");
+
+  TrainSummary summary;
+  const std::string metrics_path =
+      config.log.metrics.empty() ? (fs::path(config.checkpoint.dir) / "metrics.jsonl").string()
+                                 : config.log.metrics;
+  const std::string plot_path = (fs::path(config.checkpoint.dir) / "loss.png").string();
+  MetricsLog metrics(metrics_path, options.resume.empty() ? -1 : state.step);
+  ProgressBar bar(tc.steps, state.step, config.log.progress);
+  const bool print_lines = !bar.active();
+
+  auto checkpoint = [&] {
+    summary.checkpoint = save_checkpoint(
+        config.checkpoint.dir,
+        {job.save_model, job.model_config, optimizer, tokenizer, state, config.json},
+        config.checkpoint.keep);
+    if (!plot_loss_curve(metrics_path, plot_path)) log_warn("built without OpenCV: no loss plot");
+  };
+  auto run_eval = [&] {
+    nlohmann::json result = job.evaluate();
+    summary.eval_loss = result.at("eval_loss").get<double>();
+    result["step"] = state.step;
+    summary.eval = result;
+    metrics.write(result);
+    if (print_lines) log_info("step ", state.step, ": ", job.describe_eval(result));
+  };
+
+  auto interval_start = Clock::now();
+  int64_t interval_tokens = 0;
+  double interval_loss = 0;
+  int64_t interval_steps = 0;
+  int64_t last_saved = options.resume.empty() ? -1 : state.step;
+  while (state.step < tc.steps) {
+    if (options.stop && options.stop->load()) {
+      summary.interrupted = true;
+      break;
+    }
+    const auto step_start = Clock::now();
+    double step_loss = 0;
+    int64_t step_tokens = 0;
+    for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
+      Tape tape;
+      Tensor scaled_loss;
+      {
+        TapeScope scope(tape);
+        const MicroBatchLoss batch = job.micro_batch(state.samples, tc.batch_size);
+        step_loss += static_cast<double>(batch.loss.item()) / static_cast<double>(tc.grad_accum);
+        step_tokens += batch.tokens;
+        scaled_loss = scale(batch.loss, 1.0f / static_cast<float>(tc.grad_accum));
+      }
+      state.samples += tc.batch_size;
+      tape.backward(scaled_loss);
+    }
+    const double lr = warmup_cosine_lr(state.step + 1, tc.steps, config.schedule.warmup_steps,
+                                       config.optim.adamw.lr, config.schedule.min_lr_ratio);
+    const StepResult result = optimizer.step(lr);
+    ++state.step;
+    state.tokens += step_tokens;
+    if (result.skipped) {
+      ++state.skipped_steps;
+      log_warn("step ", state.step, ": non-finite gradients (norm ", result.grad_norm,
+               "); step skipped");
+    }
+    state.elapsed_s += std::chrono::duration<double>(Clock::now() - step_start).count();
+    interval_tokens += step_tokens;
+    interval_loss += step_loss;
+    ++interval_steps;
+
+    const bool last = state.step == tc.steps;
+    if (state.step % config.log.every == 0 || last) {
+      const double seconds = std::chrono::duration<double>(Clock::now() - interval_start).count();
+      const double tokens_per_s = interval_tokens / std::max(seconds, 1e-9);
+      const double mean_loss = interval_loss / static_cast<double>(interval_steps);
+      metrics.write({{"step", state.step},
+                     {"loss", step_loss},
+                     {"lr", lr},
+                     {"grad_norm", result.grad_norm},
+                     {"tokens_per_s", tokens_per_s},
+                     {"elapsed_s", state.elapsed_s},
+                     {"tokens", state.tokens},
+                     {"skipped_steps", state.skipped_steps}});
+      char status[128];
+      std::snprintf(status, sizeof(status), "loss %.4f lr %.2e %.0f tok/s", mean_loss, lr,
+                    tokens_per_s);
+      bar.update(state.step, status);
+      if (print_lines) log_info("step ", state.step, "/", tc.steps, ": ", status);
+      interval_start = Clock::now();
+      interval_tokens = 0;
+      interval_loss = 0;
+      interval_steps = 0;
+    }
+    if (job.evaluate && ((config.eval.every > 0 && state.step % config.eval.every == 0) || last))
+      run_eval();
+    if ((config.checkpoint.every > 0 && state.step % config.checkpoint.every == 0) || last) {
+      checkpoint();
+      last_saved = state.step;
+    }
+  }
+  bar.finish();
+  if (summary.interrupted && state.step != last_saved) {
+    log_info("stopping at step ", state.step, ": writing a checkpoint");
+    checkpoint();
+  }
+  summary.step = state.step;
+  summary.skipped_steps = state.skipped_steps;
+  summary.elapsed_s = state.elapsed_s;
+  if (summary.checkpoint.empty() && state.step == last_saved)
+    summary.checkpoint = resolve_checkpoint(config.checkpoint.dir);
+  return summary;
+}
+
+}  // namespace nuri

@@ -1,0 +1,43 @@
+// The training loop every model shares: gradient accumulation, AdamW with warmup-cosine, clipping
+// and non-finite step skipping, held-out evaluation, metrics, a progress bar, checkpoints, and
+// resuming bit for bit. A TrainingJob says what is trained and how a micro-batch's loss is made.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "encoders/tokenizer.h"
+#include "kernels/parameter.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace nuri {
+
+// The loss of one micro-batch and how many target tokens it covered.
+struct MicroBatchLoss {
+  Tensor loss;  // scalar, recorded on the active tape
+  int64_t tokens = 0;
+};
+
+struct TrainingJob {
+  std::vector<NamedParameter> parameters;  // the trainable ones
+  // Samples [first, first + count) of the run's shuffled data order; called with a tape active.
+  std::function<MicroBatchLoss(int64_t first, int64_t count)> micro_batch;
+  // Held-out metrics with "eval_loss" (no tape active); empty when there is no held-out data.
+  std::function<nlohmann::json()> evaluate;
+  // A line that explains an evaluation's metrics on a terminal-less log.
+  std::function<std::string(const nlohmann::json&)> describe_eval;
+  std::function<void(const std::string& path)> save_model;  // model.safetensors
+  std::function<void(const std::string& path)> load_model;
+  nlohmann::json model_config;  // config.json; a resumed checkpoint's must be equal
+  std::string description;      // logged once: parameters, layers, ...
+};
+
+// Trains `job` until config.train.steps, writing checkpoints (with `tokenizer`) and metrics under
+// config.checkpoint.dir. With options.resume it continues from that checkpoint.
+TrainSummary run_training(const TrainConfig& config, const TrainOptions& options, TrainingJob& job,
+                          const Tokenizer& tokenizer);
+
+}  // namespace nuri
