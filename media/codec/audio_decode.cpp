@@ -39,18 +39,18 @@ std::optional<std::string> inconsistent_header(SNDFILE* file) {
   return std::string(text.substr(begin, end == std::string_view::npos ? end : end - begin));
 }
 
-// Decodes with libsndfile; nothing when libsndfile does not read this format (or is not the
-// decoder meant for it: MPEG audio goes to FFmpeg).
+// Decodes with libsndfile; nothing when libsndfile cannot open this file (or is not the decoder
+// meant for it: MPEG audio goes to FFmpeg).
 std::optional<std::vector<float>> load_with_sndfile(const std::string& path,
                                                     const AudioLoadOptions& options) {
   SF_INFO info{};
   std::unique_ptr<SNDFILE, SndfileCloser> file(sf_open(path.c_str(), SFM_READ, &info));
   if (!file) {
+    // A file libsndfile recognises but finds malformed is final (FFmpeg would decode a cut
+    // ogg without complaint); any other failure may be a format or codec only FFmpeg reads.
     int code = sf_error(nullptr);
-    if (code == SF_ERR_UNRECOGNISED_FORMAT || code == SF_ERR_UNSUPPORTED_ENCODING) {
-      return std::nullopt;
-    }
-    fail(path, ": ", sf_error_number(code));
+    if (code != SF_ERR_MALFORMED_FILE) return std::nullopt;
+    fail(path, ": corrupt or truncated (libsndfile: ", sf_error_number(code), ")");
   }
   if ((info.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_MPEG) return std::nullopt;
   NURI_CHECK(info.samplerate > 0, path, ": sample rate ", info.samplerate, " Hz in its header");

@@ -36,6 +36,7 @@ FormatPtr open_input(const std::string& path) {
   check_input_file(path);
   AVFormatContext* raw = nullptr;
   int code = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
+  NURI_CHECK(code != AVERROR_EOF, path, ": truncated (the file ends inside its header)");
   NURI_CHECK(code >= 0, path, ": not a readable media file (", error_text(code), ")");
   FormatPtr format(raw);
   code = avformat_find_stream_info(format.get(), nullptr);
