@@ -1,4 +1,6 @@
 // load_image, decode_image and resize_image with OpenCV (imgcodecs, imgproc).
+#include <algorithm>
+#include <climits>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -14,8 +16,9 @@ namespace {
 // The largest encoded size accepted for `max_pixels`: an uncompressed 32-bit bmp of that many
 // pixels, plus room for headers and metadata. OpenCV reads no header without decoding, so this
 // bound (and OpenCV's own limit of 2^30 pixels per image) is what stands before the decode.
+// OpenCV indexes the encoded buffer with an int, which caps it below 2 GiB in any case.
 uint64_t max_encoded_bytes(int64_t max_pixels) {
-  return static_cast<uint64_t>(max_pixels) * 4 + (1 << 20);
+  return std::min<uint64_t>(static_cast<uint64_t>(max_pixels) * 4 + (1 << 20), INT_MAX);
 }
 
 void check_options(const std::string& name, const ImageLoadOptions& options) {

@@ -7,6 +7,7 @@
 #include "media/audio.h"
 #include "media_test_util.h"
 
+#ifdef NURI_WITH_MEDIA  // the codecs exist only with NURI_MEDIA
 namespace nuri {
 namespace {
 
@@ -81,3 +82,4 @@ TEST(LoadAudio, SoundtrackOfAVideo) {
 
 }  // namespace
 }  // namespace nuri
+#endif

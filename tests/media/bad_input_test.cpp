@@ -12,6 +12,7 @@
 #include "media/video.h"
 #include "media_test_util.h"
 
+#ifdef NURI_WITH_MEDIA  // the codecs exist only with NURI_MEDIA
 namespace nuri {
 namespace {
 
@@ -220,6 +221,14 @@ TEST_F(BadInput, ImageOverMaxPixels) {
   expect_error([&] { load_image(bmp, options); }, {bmp, "exceeds the 10-pixel limit"});
 }
 
+TEST_F(BadInput, ImageFileTooLargeIsRefusedUnread) {
+  // 300 MB (sparse) is more than 4 bytes for each of the default 64 Mi pixels plus 1 MiB.
+  std::string path = dir_.write("big.png", media_bytes("pattern.png"));
+  std::filesystem::resize_file(path, 300'000'000);
+  expect_error([&] { load_image(path); },
+               {path, "300000000 bytes is too large for an image within the 67108864-pixel limit"});
+}
+
 TEST_F(BadInput, ImageFromAudio) {
   std::string path = media_fixture("tone.flac");
   expect_error([&] { load_image(path); }, {path, "not a decodable"});
@@ -262,3 +271,4 @@ TEST_F(BadInput, VideoBadOptions) {
 
 }  // namespace
 }  // namespace nuri
+#endif

@@ -4,6 +4,7 @@
 #include "media/video.h"
 #include "media_test_util.h"
 
+#ifdef NURI_WITH_MEDIA  // the codecs exist only with NURI_MEDIA
 namespace nuri {
 namespace {
 
@@ -73,3 +74,4 @@ TEST(LoadVideo, KeepsTheWholeSoundtrackPastMaxFrames) {
 
 }  // namespace
 }  // namespace nuri
+#endif
