@@ -23,7 +23,9 @@ void expect_bar_frames(const Video& video, const std::string& where) {
   for (size_t k = 0; k < video.frames.size(); ++k) {
     const VideoFrame& frame = video.frames[k];
     EXPECT_NEAR(frame.time, k / 2.0, 0.051) << where << " frame " << k;
-    if (k > 0) EXPECT_GT(frame.time, video.frames[k - 1].time) << where;
+    if (k > 0) {
+      EXPECT_GT(frame.time, video.frames[k - 1].time) << where;
+    }
     ASSERT_EQ(frame.image.height, 48) << where;
     ASSERT_EQ(frame.image.width, 64) << where;
     EXPECT_NEAR(bar_column(frame.image), 20 * frame.time, 1.01) << where << " frame " << k;
