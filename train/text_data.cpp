@@ -12,7 +12,6 @@
 
 #include "kernels/error.h"
 #include "kernels/log.h"
-#include "kernels/philox.h"
 #include "train/files.h"
 
 namespace nuri {
@@ -146,31 +145,23 @@ TokenStream load_token_stream(const std::vector<std::string>& files, const Token
   return stream;
 }
 
+namespace {
+
+// Whole windows of seq_len + 1 tokens (overlapping by one) in a stream; at least one.
+int64_t window_count(const TokenStream& stream, int64_t seq_len) {
+  const int64_t windows = (static_cast<int64_t>(stream.tokens.size()) - 1) / seq_len;
+  NURI_CHECK(windows > 0, "data: ", stream.tokens.size(),
+             " tokens are too few for one window of seq_len + 1 = ", seq_len + 1);
+  return windows;
+}
+
+}  // namespace
+
 WindowLoader::WindowLoader(const TokenStream& stream, int64_t seq_len, uint64_t seed)
     : stream_(stream),
       seq_len_(seq_len),
-      windows_((static_cast<int64_t>(stream.tokens.size()) - 1) / seq_len),
-      seed_(seed) {
-  NURI_CHECK(windows_ > 0, "data: ", stream.tokens.size(),
-             " tokens are too few for one window of seq_len + 1 = ", seq_len + 1);
-}
-
-int64_t WindowLoader::window_of(int64_t position) const {
-  const int64_t epoch = position / windows_;
-  if (epoch != cached_epoch_) {
-    // Fisher-Yates driven by Philox at (seed, epoch): the same order on every run and resume.
-    order_.resize(windows_);
-    for (int64_t i = 0; i < windows_; ++i) order_[i] = i;
-    const uint64_t key = seed_ ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(epoch + 1));
-    for (int64_t i = windows_ - 1; i > 0; --i) {
-      const auto block = philox::generate(static_cast<uint64_t>(i), key);
-      const uint64_t bits = (static_cast<uint64_t>(block.v[0]) << 32) | block.v[1];
-      std::swap(order_[i], order_[bits % static_cast<uint64_t>(i + 1)]);
-    }
-    cached_epoch_ = epoch;
-  }
-  return order_[position % windows_];
-}
+      windows_(window_count(stream, seq_len)),
+      order_(windows_, seed) {}
 
 Batch WindowLoader::gather(const std::vector<int64_t>& windows) const {
   const int64_t batch = static_cast<int64_t>(windows.size());
@@ -188,7 +179,7 @@ Batch WindowLoader::gather(const std::vector<int64_t>& windows) const {
 
 Batch WindowLoader::shuffled_batch(int64_t position, int64_t batch) const {
   std::vector<int64_t> windows(batch);
-  for (int64_t b = 0; b < batch; ++b) windows[b] = window_of(position + b);
+  for (int64_t b = 0; b < batch; ++b) windows[b] = order_.at(position + b);
   return gather(windows);
 }
 

@@ -9,6 +9,7 @@
 
 #include "encoders/tokenizer.h"
 #include "kernels/tensor.h"
+#include "train/shuffled_order.h"
 
 namespace nuri {
 
@@ -44,13 +45,10 @@ class WindowLoader {
 
  private:
   Batch gather(const std::vector<int64_t>& windows) const;
-  int64_t window_of(int64_t position) const;
 
   const TokenStream& stream_;
   int64_t seq_len_, windows_;
-  uint64_t seed_;
-  mutable int64_t cached_epoch_ = -1;
-  mutable std::vector<int64_t> order_;
+  ShuffledOrder order_;
 };
 
 // Mean cross-entropy (nats) of a unigram model fitted to `train` with add-one smoothing, on the
