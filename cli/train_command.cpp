@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "kernels/log.h"
+#include "train/omni_trainer.h"
 #include "train/trainer.h"
 
 namespace nuri::cli {
@@ -33,8 +34,12 @@ void add_train_command(CLI::App& app) {
     const TrainConfig config = load_train_config(args->config, args->overrides);
     std::signal(SIGINT, request_stop);
     std::signal(SIGTERM, request_stop);
-    const TrainSummary summary = train_text_model(config, {args->resume, &stop_requested});
-    if (!std::isnan(summary.eval_loss)) {
+    const TrainOptions options{args->resume, &stop_requested};
+    const TrainSummary summary =
+        config.omni ? train_omni_model(config, options) : train_text_model(config, options);
+    if (config.omni && !summary.eval.is_null()) {
+      log_info("held-out loss per token: ", summary.eval.dump());
+    } else if (!std::isnan(summary.eval_loss)) {
       log_info("held-out loss ", summary.eval_loss, " nats/token against a unigram baseline of ",
                summary.unigram_loss);
     }

@@ -24,9 +24,11 @@ bool same_kind(const nlohmann::json& expected, const nlohmann::json& value) {
   if (expected.is_number_integer()) return value.is_number_integer();
   if (expected.is_number()) return value.is_number();
   if (expected.is_array()) {
+    // A list holds items of its default's first item's kind; an empty default means strings.
     if (!value.is_array()) return false;
+    const nlohmann::json item_kind = expected.empty() ? nlohmann::json("") : expected[0];
     for (const auto& item : value) {
-      if (!item.is_string()) return false;
+      if (!same_kind(item_kind, item)) return false;
     }
     return true;
   }
@@ -83,6 +85,21 @@ void apply_override(nlohmann::json& config, const std::string& assignment,
   }
 }
 
+// An encoder's section of the model schema: its config keys except the output width (the
+// decoder's hidden size), and whether the model has it.
+nlohmann::json encoder_schema(nlohmann::json keys) {
+  keys.erase("output_size");
+  keys["enabled"] = false;
+  return keys;
+}
+
+// An enabled encoder section as the encoder's own config JSON.
+nlohmann::json encoder_config(nlohmann::json section, int64_t output_size) {
+  section.erase("enabled");
+  section["output_size"] = output_size;
+  return section;
+}
+
 }  // namespace
 
 nlohmann::json default_train_config() {
@@ -100,9 +117,21 @@ nlohmann::json default_train_config() {
         {"rms_norm_eps", model.rms_norm_eps},
         {"rope_theta", model.rope_theta},
         {"initializer_range", model.initializer_range},
-        {"tie_word_embeddings", model.tie_word_embeddings}}},
+        {"tie_word_embeddings", model.tie_word_embeddings},
+        {"type", "text"},  // "text": the decoder alone; "omni": with the encoders below
+        {"mrope_section", {0, 0, 0}},
+        {"audio", encoder_schema(AudioEncoderConfig().to_json())},
+        {"vision", encoder_schema(VisionEncoderConfig().to_json())}}},
       {"data",
-       {{"train", nlohmann::json::array()}, {"valid", nlohmann::json::array()}, {"shard_dir", ""}}},
+       {{"train", nlohmann::json::array()},
+        {"valid", nlohmann::json::array()},
+        {"shard_dir", ""},
+        {"train_manifest", ""},  // omni: JSONL conversations
+        {"valid_manifest", ""},
+        {"pack_dir", ""},  // omni: where packed shards go; empty: <checkpoint.dir>/pack
+        {"max_bad_samples", 0},
+        {"video_fps", 2.0},
+        {"max_video_frames", 32}}},
       {"tokenizer", {{"path", ""}, {"vocab_size", 8192}, {"train_if_missing", true}}},
       {"optim",
        {{"lr", 1e-3},
@@ -119,7 +148,8 @@ nlohmann::json default_train_config() {
         {"grad_accum", 1},
         {"precision", "fp32"},
         {"seed", 0},
-        {"threads", 0}}},
+        {"threads", 0},
+        {"freeze", nlohmann::json::array()}}},
       {"parallel", {{"dp", 1}, {"zero", 0}}},
       {"checkpoint", {{"dir", "runs/run"}, {"every", 0}, {"keep", 3}}},
       {"eval", {{"every", 0}, {"batches", 0}}},
@@ -139,17 +169,47 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   nlohmann::json model = m;
   const bool vocab_from_tokenizer = m["vocab_size"].get<int64_t>() == 0;
   if (vocab_from_tokenizer) model["vocab_size"] = 1;  // settled once the tokenizer is known
+  const std::string type = m["type"];
+  NURI_CHECK(type == "text" || type == "omni", origin,
+             ": key 'model.type' must be \"text\" or \"omni\", got \"", type, "\"");
+  c.omni = type == "omni";
   try {
+    model.erase("type");
+    model.erase("audio");
+    model.erase("vision");
+    const auto section = model["mrope_section"];
+    model.erase("mrope_section");
+    if (section != nlohmann::json({0, 0, 0}))
+      model["rope_scaling"] = {{"type", "mrope"}, {"mrope_section", section}};
     c.model = DecoderConfig::from_json(model);
+    if (vocab_from_tokenizer) c.model.vocab_size = 0;
+    for (const char* name : {"audio", "vision"}) {
+      if (!m[name]["enabled"].get<bool>()) continue;
+      NURI_CHECK(c.omni, name, ".enabled is true but model.type is \"text\"");
+      const nlohmann::json section = encoder_config(m[name], c.model.hidden_size);
+      try {
+        if (name == std::string("audio"))
+          c.audio = AudioEncoderConfig::from_json(section);
+        else
+          c.vision = VisionEncoderConfig::from_json(section);
+      } catch (const Error& e) {
+        fail(name, ": ", e.what());
+      }
+    }
   } catch (const Error& e) {
     fail(origin, ": model: ", e.what());
   }
-  if (vocab_from_tokenizer) c.model.vocab_size = 0;
 
   const auto& d = json["data"];
   c.data.train = d["train"].get<std::vector<std::string>>();
   c.data.valid = d["valid"].get<std::vector<std::string>>();
   c.data.shard_dir = d["shard_dir"];
+  c.data.train_manifest = d["train_manifest"];
+  c.data.valid_manifest = d["valid_manifest"];
+  c.data.pack_dir = d["pack_dir"];
+  c.data.max_bad_samples = d["max_bad_samples"];
+  c.data.video_fps = d["video_fps"];
+  c.data.max_video_frames = d["max_video_frames"];
   const auto& t = json["tokenizer"];
   c.tokenizer.path = t["path"];
   c.tokenizer.vocab_size = t["vocab_size"];
@@ -168,6 +228,7 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   c.train.precision = tr["precision"];
   c.train.seed = tr["seed"];
   c.train.threads = tr["threads"];
+  c.train.freeze = tr["freeze"].get<std::vector<std::string>>();
   const auto& p = json["parallel"];
   c.parallel.dp = p["dp"];
   c.parallel.zero = p["zero"];
@@ -209,7 +270,17 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   NURI_CHECK(c.optim.grad_clip >= 0, origin, ": key 'optim.grad_clip' must not be negative");
   NURI_CHECK(c.schedule.min_lr_ratio >= 0 && c.schedule.min_lr_ratio <= 1, origin,
              ": key 'schedule.min_lr_ratio' must lie in [0, 1]");
-  NURI_CHECK(!c.data.train.empty(), origin, ": key 'data.train' names no text files");
+  if (c.omni) {
+    NURI_CHECK(!c.data.train_manifest.empty(), origin,
+               ": key 'data.train_manifest' is empty (an omni model trains on a manifest)");
+    NURI_CHECK(c.model.uses_mrope(), origin,
+               ": key 'model.mrope_section' must split head_dim / 2 for an omni model");
+    non_negative("data.max_bad_samples", c.data.max_bad_samples);
+    positive("data.max_video_frames", c.data.max_video_frames);
+    NURI_CHECK(c.data.video_fps > 0, origin, ": key 'data.video_fps' must be positive");
+  } else {
+    NURI_CHECK(!c.data.train.empty(), origin, ": key 'data.train' names no text files");
+  }
   NURI_CHECK(!c.tokenizer.path.empty(), origin, ": key 'tokenizer.path' is empty");
   NURI_CHECK(!c.checkpoint.dir.empty(), origin, ": key 'checkpoint.dir' is empty");
   NURI_CHECK(c.train.seq_len < c.model.max_position_embeddings, origin, ": key 'train.seq_len' (",

@@ -5,10 +5,13 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "decoder/config.h"
+#include "encoders/audio_encoder.h"
+#include "encoders/vision_encoder.h"
 #include "kernels/ops/adamw.h"
 
 namespace nuri {
@@ -16,11 +19,20 @@ namespace nuri {
 struct TrainConfig {
   nlohmann::json json;  // the whole resolved config, as saved next to checkpoints
   DecoderConfig model;
+  bool omni = false;                        // model.type "omni": the decoder with encoders
+  std::optional<AudioEncoderConfig> audio;  // model.audio, when enabled
+  std::optional<VisionEncoderConfig> vision;
 
   struct Data {
     std::vector<std::string> train;  // UTF-8 text files, one document per blank-line block
     std::vector<std::string> valid;  // held-out text files
     std::string shard_dir;           // where tokenized shards are cached
+    std::string train_manifest;      // omni: JSONL conversations
+    std::string valid_manifest;
+    std::string pack_dir;         // omni: packed shards; empty: <checkpoint.dir>/pack
+    int64_t max_bad_samples = 0;  // samples that fail to decode and are skipped before aborting
+    double video_fps = 2;
+    int64_t max_video_frames = 32;
   } data;
 
   struct Tokenizer {
@@ -46,7 +58,8 @@ struct TrainConfig {
     int64_t grad_accum = 1;  // micro-batches per optimizer step
     std::string precision;   // "fp32" on CPU
     uint64_t seed = 0;
-    int threads = 0;  // 0: the OpenMP default
+    int threads = 0;                  // 0: the OpenMP default
+    std::vector<std::string> freeze;  // modules not trained (fusion/omni_model.h kOmniModules)
   } train;
 
   struct Parallel {

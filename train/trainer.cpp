@@ -1,7 +1,6 @@
 #include "train/trainer.h"
 
 #include <omp.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -22,25 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The configured tokenizer, trained on the training text first when it does not exist yet.
-Tokenizer ensure_tokenizer(const TrainConfig& config) {
-  const auto& t = config.tokenizer;
-  if (fs::exists(t.path)) return Tokenizer::load(t.path);
-  NURI_CHECK(t.train_if_missing, "tokenizer ", t.path,
-             " does not exist (tokenizer.train_if_missing is false)");
-  log_info("training a ", t.vocab_size, "-token tokenizer on ", config.data.train.size(),
-           " file(s)");
-  TokenizerTrainOptions options;
-  options.inputs = config.data.train;
-  options.vocab_size = t.vocab_size;
-  options.progress = config.log.progress && ::isatty(STDERR_FILENO);
-  Tokenizer tokenizer = train_tokenizer(options);
-  const auto parent = fs::path(t.path).parent_path();
-  if (!parent.empty()) fs::create_directories(parent);
-  tokenizer.save(t.path);
-  return tokenizer;
-}
-
 // Mean held-out loss over the first `windows` windows, in micro-batches of `batch`.
 double evaluate(const Decoder& model, const WindowLoader& loader, int64_t windows, int64_t batch) {
   NoGradScope no_grad;
@@ -53,32 +33,14 @@ double evaluate(const Decoder& model, const WindowLoader& loader, int64_t window
   return total / static_cast<double>(windows);
 }
 
-// The model's config with the vocabulary and end-of-text id taken from the tokenizer.
-DecoderConfig model_config(const TrainConfig& config, const Tokenizer& tokenizer) {
-  DecoderConfig model = config.model;
-  if (model.vocab_size == 0) model.vocab_size = tokenizer.vocab_size();
-  NURI_CHECK(model.vocab_size >= tokenizer.vocab_size(), "config: model.vocab_size ",
-             model.vocab_size, " is smaller than the tokenizer's ", tokenizer.vocab_size(),
-             " tokens");
-  model.eos_token_id = *tokenizer.token_to_id("<|endoftext|>");
-  model.validate();
-  return model;
-}
-
 }  // namespace
 
 TrainSummary train_text_model(const TrainConfig& config, const TrainOptions& options) {
   if (config.train.threads > 0) omp_set_num_threads(config.train.threads);
   const auto& tc = config.train;
-  // A new run never mixes its checkpoints with an earlier run's (the newest step would win).
-  NURI_CHECK(!options.resume.empty() || list_checkpoints(config.checkpoint.dir).empty(),
-             "checkpoint.dir ", config.checkpoint.dir,
-             " holds checkpoints of an earlier run: continue it with --resume ",
-             config.checkpoint.dir, ", or choose another checkpoint.dir");
-  const Tokenizer tokenizer = ensure_tokenizer(config);
-  NURI_CHECK(tokenizer.token_to_id("<|endoftext|>"), "tokenizer ", config.tokenizer.path,
-             " has no <|endoftext|> token");
-  const DecoderConfig mc = model_config(config, tokenizer);
+  check_fresh_run(config, options);
+  const Tokenizer tokenizer = ensure_tokenizer(config, config.data.train);
+  const DecoderConfig mc = decoder_config(config, tokenizer);
   const std::string shard_dir = config.data.shard_dir.empty()
                                     ? (fs::path(config.checkpoint.dir) / "shards").string()
                                     : config.data.shard_dir;

@@ -1,6 +1,7 @@
 #include "train/training_loop.h"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -19,6 +20,44 @@ namespace nuri {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+
+void check_fresh_run(const TrainConfig& config, const TrainOptions& options) {
+  NURI_CHECK(!options.resume.empty() || list_checkpoints(config.checkpoint.dir).empty(),
+             "checkpoint.dir ", config.checkpoint.dir,
+             " holds checkpoints of an earlier run: continue it with --resume ",
+             config.checkpoint.dir, ", or choose another checkpoint.dir");
+}
+
+Tokenizer ensure_tokenizer(const TrainConfig& config, const std::vector<std::string>& texts) {
+  const auto& t = config.tokenizer;
+  if (fs::exists(t.path)) return Tokenizer::load(t.path);
+  NURI_CHECK(t.train_if_missing, "tokenizer ", t.path,
+             " does not exist (tokenizer.train_if_missing is false)");
+  log_info("training a ", t.vocab_size, "-token tokenizer on ", texts.size(), " file(s)");
+  TokenizerTrainOptions options;
+  options.inputs = texts;
+  options.vocab_size = t.vocab_size;
+  options.progress = config.log.progress && ::isatty(STDERR_FILENO);
+  Tokenizer tokenizer = train_tokenizer(options);
+  const auto parent = fs::path(t.path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent);
+  tokenizer.save(t.path);
+  return tokenizer;
+}
+
+DecoderConfig decoder_config(const TrainConfig& config, const Tokenizer& tokenizer) {
+  DecoderConfig model = config.model;
+  if (model.vocab_size == 0) model.vocab_size = tokenizer.vocab_size();
+  NURI_CHECK(model.vocab_size >= tokenizer.vocab_size(), "config: model.vocab_size ",
+             model.vocab_size, " is smaller than the tokenizer's ", tokenizer.vocab_size(),
+             " tokens");
+  const std::optional<int32_t> end_of_text = tokenizer.token_to_id("<|endoftext|>");
+  NURI_CHECK(end_of_text.has_value(), "tokenizer ", config.tokenizer.path,
+             " has no <|endoftext|> token");
+  model.eos_token_id = *end_of_text;
+  model.validate();
+  return model;
+}
 
 TrainSummary run_training(const TrainConfig& config, const TrainOptions& options, TrainingJob& job,
                           const Tokenizer& tokenizer) {

@@ -35,6 +35,16 @@ struct TrainingJob {
   std::string description;      // logged once: parameters, layers, ...
 };
 
+// A new run never mixes its checkpoints with an earlier run's (the newest step would win): without
+// options.resume, checkpoint.dir must hold no step yet.
+void check_fresh_run(const TrainConfig& config, const TrainOptions& options);
+
+// The configured tokenizer, trained on `texts` (UTF-8 files) first when it does not exist yet.
+Tokenizer ensure_tokenizer(const TrainConfig& config, const std::vector<std::string>& texts);
+
+// The decoder config with the vocabulary and end-of-text id taken from the tokenizer.
+DecoderConfig decoder_config(const TrainConfig& config, const Tokenizer& tokenizer);
+
 // Trains `job` until config.train.steps, writing checkpoints (with `tokenizer`) and metrics under
 // config.checkpoint.dir. With options.resume it continues from that checkpoint.
 TrainSummary run_training(const TrainConfig& config, const TrainOptions& options, TrainingJob& job,

@@ -1,0 +1,169 @@
+#include "train/omni_trainer.h"
+
+#include <omp.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "fusion/omni_model.h"
+#include "kernels/autograd.h"
+#include "kernels/error.h"
+#include "kernels/log.h"
+#include "train/files.h"
+#include "train/omni_data.h"
+#include "train/shuffled_order.h"
+#include "train/training_loop.h"
+
+namespace nuri {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Writes every text part of a manifest to `path`, one per line: what a new tokenizer learns from.
+void write_manifest_text(const std::string& manifest, const std::string& path) {
+  std::string text;
+  for (const ManifestEntry& entry : load_manifest(manifest))
+    for (const Message& message : entry.conversation.messages)
+      for (const ContentPart& part : message.content)
+        if (part.kind == PartKind::text) text += part.text + "\n";
+  fs::create_directories(fs::path(path).parent_path());
+  write_file_atomic(path, text);
+}
+
+// The pack of `manifest` under `dir`, made (again) unless an up-to-date one is there.
+PackedDataset ensure_pack(const TrainConfig& config, const std::string& manifest,
+                          const std::string& dir, const OmniModel& model,
+                          const ChatTemplate& chat) {
+  const std::string fingerprint = fnv1a_hex(chat.tokenizer().to_json());
+  if (fs::exists(fs::path(dir) / "index.json")) {
+    try {
+      return PackedDataset(dir, model.config(), fingerprint);
+    } catch (const Error& e) {
+      log_info("re-packing ", manifest, ": ", e.what());
+    }
+  }
+  PackOptions options;
+  options.manifest = manifest;
+  options.out_dir = dir;
+  options.max_bad_samples = config.data.max_bad_samples;
+  options.media.video_fps = config.data.video_fps;
+  options.media.max_video_frames = config.data.max_video_frames;
+  options.progress = config.log.progress;
+  const PackSummary summary = pack_manifest(options, model, chat);
+  log_info("packed ", manifest, ": ", summary.samples, " samples (", summary.skipped,
+           " skipped) in ", summary.shards, " shards, ", summary.bytes >> 20, " MiB");
+  return PackedDataset(dir, model.config(), fingerprint);
+}
+
+int64_t target_count(const SequenceLayout& layout) {
+  return std::count_if(layout.targets.begin(), layout.targets.end(),
+                       [](int32_t t) { return t >= 0; });
+}
+
+}  // namespace
+
+OmniConfig omni_config(const TrainConfig& config, const Tokenizer& tokenizer) {
+  OmniConfig omni;
+  omni.decoder = decoder_config(config, tokenizer);
+  omni.audio = config.audio;
+  omni.vision = config.vision;
+  omni.validate();
+  return omni;
+}
+
+TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& options) {
+  NURI_CHECK(config.omni, "train_omni_model: the config's model.type is not \"omni\"");
+  if (config.train.threads > 0) omp_set_num_threads(config.train.threads);
+  const auto& tc = config.train;
+  check_fresh_run(config, options);
+  std::vector<std::string> texts = config.data.train;
+  if (!fs::exists(config.tokenizer.path)) {
+    const std::string manifest_text =
+        (fs::path(config.checkpoint.dir) / "tokenizer-text.txt").string();
+    write_manifest_text(config.data.train_manifest, manifest_text);
+    texts.push_back(manifest_text);
+  }
+  const Tokenizer tokenizer = ensure_tokenizer(config, texts);
+  const ChatTemplate chat(tokenizer);
+  const OmniConfig oc = omni_config(config, tokenizer);
+  OmniModel model(oc);
+  if (options.resume.empty()) {
+    Generator generator{tc.seed, 0};
+    model.init(generator);
+  }
+  for (const std::string& module : tc.freeze) model.freeze(module);
+
+  const fs::path pack_dir = config.data.pack_dir.empty() ? fs::path(config.checkpoint.dir) / "pack"
+                                                         : fs::path(config.data.pack_dir);
+  const PackedDataset train =
+      ensure_pack(config, config.data.train_manifest, (pack_dir / "train").string(), model, chat);
+  std::optional<PackedDataset> valid;
+  if (!config.data.valid_manifest.empty())
+    valid.emplace(ensure_pack(config, config.data.valid_manifest, (pack_dir / "valid").string(),
+                              model, chat));
+  const ShuffledOrder order(train.size(), tc.seed);
+
+  TrainingJob job;
+  job.parameters = model.trainable_parameters();
+  NURI_CHECK(!job.parameters.empty(), "config: train.freeze leaves nothing to train");
+  job.micro_batch = [&](int64_t first, int64_t count) {
+    std::vector<OmniSample> samples;
+    for (int64_t k = 0; k < count; ++k) samples.push_back(train.sample(order.at(first + k)));
+    std::vector<const SequenceLayout*> layouts;
+    std::vector<const std::vector<MediaInput>*> inputs;
+    int64_t tokens = 0;
+    for (const OmniSample& s : samples) {
+      layouts.push_back(&s.layout);
+      inputs.push_back(&s.media);
+      tokens += s.layout.size();
+    }
+    return MicroBatchLoss{model.loss(layouts, inputs), tokens};
+  };
+  if (valid) {
+    const int64_t limit = config.eval.batches > 0
+                              ? std::min(valid->size(), config.eval.batches * tc.batch_size)
+                              : valid->size();
+    job.evaluate = [&, limit] {
+      NoGradScope no_grad;
+      std::map<std::string, std::pair<double, int64_t>> by_task;  // loss sum, tokens
+      double total = 0;
+      int64_t tokens = 0;
+      for (int64_t i = 0; i < limit; ++i) {
+        const OmniSample s = valid->sample(i);
+        const int64_t n = target_count(s.layout);
+        const double loss = model.loss({&s.layout}, {&s.media}).item() * static_cast<double>(n);
+        total += loss;
+        tokens += n;
+        auto& [task_loss, task_tokens] = by_task[s.task.empty() ? "other" : s.task];
+        task_loss += loss;
+        task_tokens += n;
+      }
+      nlohmann::json result = {{"eval_loss", total / std::max<int64_t>(tokens, 1)}};
+      for (const auto& [task, sums] : by_task)
+        result["eval_loss_" + task] = sums.first / std::max<int64_t>(sums.second, 1);
+      return result;
+    };
+  }
+  job.describe_eval = [](const nlohmann::json& m) {
+    std::string line = cat("held-out loss ", m["eval_loss"].get<double>());
+    for (const auto& [key, value] : m.items())
+      if (key.rfind("eval_loss_", 0) == 0)
+        line += cat(", ", key.substr(10), " ", value.get<double>());
+    return line;
+  };
+  job.save_model = [&](const std::string& path) { model.save(path); };
+  job.load_model = [&](const std::string& path) { model.load(path); };
+  job.model_config = oc.to_json();
+  int64_t parameters = 0, trainable = 0;
+  for (const NamedParameter& p : model.parameters()) {
+    parameters += p.tensor.numel();
+    if (p.tensor.requires_grad()) trainable += p.tensor.numel();
+  }
+  job.description = cat("omni model: ", parameters, " parameters (", trainable, " trained), ",
+                        train.size(), " training samples (", train.skipped(), " skipped)");
+  return run_training(config, options, job, tokenizer);
+}
+
+}  // namespace nuri
