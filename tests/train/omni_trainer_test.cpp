@@ -1,0 +1,226 @@
+// Training the omni model from a config: the config's omni sections, packing a manifest of real
+// media files (with a bad one skipped and counted), a short run whose loss falls, bit-exact resume,
+// and nuri eval's scoring helpers.
+#include "train/omni_trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "kernels/error.h"
+#include "kernels/file_io.h"
+#include "tests/train/train_test_util.h"
+#include "train/evaluation.h"
+#include "train/files.h"
+#include "train/omni_data.h"
+
+namespace nuri::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string media(const std::string& name) {
+  return std::string(NURI_SOURCE_DIR) + "/tests/data/media/" + name;
+}
+
+std::string error_of(const std::function<void()>& run) {
+  try {
+    run();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// A manifest of audio, image and video questions over the committed media fixtures.
+std::string write_manifest(const std::string& dir, bool with_bad_file) {
+  std::string lines;
+  auto add = [&](const std::string& part, const std::string& question, const std::string& answer,
+                 const std::string& task) {
+    lines +=
+        nlohmann::json(
+            {{"messages",
+              {{{"role", "user"},
+                {"content", {nlohmann::json::parse(part), {{"type", "text"}, {"text", question}}}}},
+               {{"role", "assistant"}, {"content", answer}}}},
+             {"task", task},
+             {"answer", answer}})
+            .dump() +
+        "\n";
+  };
+  add(R"({"type":"input_audio","path":")" + media("tone.flac") + R"("})", "무슨 소리?", "삐 소리",
+      "audio_kind");
+  add(R"({"type":"input_audio","path":")" + media("tone.mp3") + R"("})", "what sound?", "a beep",
+      "audio_kind");
+  add(R"({"type":"image","path":")" + media("pattern.png") + R"("})", "무슨 색?", "네 가지 색",
+      "image_color");
+  add(R"({"type":"image","path":")" + media("pattern_exif6.jpg") + R"("})", "what is it?",
+      "a pattern", "image_shape");
+  add(R"({"type":"video","path":")" + media("bar_tone.mp4") + R"("})", "어느 쪽으로?", "오른쪽",
+      "video_direction");
+  if (with_bad_file) {
+    write_file_atomic(dir + "/broken.wav", "RIFF\x10\0\0\0WAVEfmt garbage");
+    add(R"({"type":"input_audio","path":"broken.wav"})", "what?", "nothing", "audio_kind");
+  }
+  const std::string path = dir + "/train.jsonl";
+  write_file_atomic(path, lines);
+  return path;
+}
+
+nlohmann::json omni_config_json(const std::string& dir, const std::string& manifest, int steps) {
+  nlohmann::json c = tiny_config(dir, steps);
+  c["model"]["type"] = "omni";
+  c["model"]["num_attention_heads"] = 2;
+  c["model"]["mrope_section"] = {4, 2, 2};
+  c["model"]["max_position_embeddings"] = 512;
+  c["model"]["audio"] = {{"enabled", true},
+                         {"hidden_size", 16},
+                         {"num_layers", 1},
+                         {"num_heads", 2},
+                         {"intermediate_size", 32}};
+  c["model"]["vision"] = {{"enabled", true},       {"patch_size", 8},
+                          {"hidden_size", 16},     {"num_layers", 1},
+                          {"num_heads", 2},        {"intermediate_size", 32},
+                          {"min_pixels", 16 * 16}, {"max_pixels", 32 * 32}};
+  c["data"] = {{"train_manifest", manifest}, {"valid_manifest", manifest}};
+  c["tokenizer"]["vocab_size"] = 300;
+  c["train"]["batch_size"] = 2;
+  c["eval"] = {{"every", 0}, {"batches", 0}};
+  return c;
+}
+
+TEST(OmniTrainConfig, SectionsParseAndErrorsNameTheKey) {
+  const std::string dir = fresh_dir("omni-config");
+  const nlohmann::json json = omni_config_json(dir, "m.jsonl", 3);
+  const TrainConfig c = parse_train_config(json, {}, "test");
+  EXPECT_TRUE(c.omni);
+  ASSERT_TRUE(c.audio && c.vision);
+  EXPECT_EQ(c.audio->output_size, 32);
+  EXPECT_EQ(c.vision->patch_size, 8);
+  EXPECT_EQ(c.model.mrope_section, (std::array<int64_t, 3>{4, 2, 2}));
+  EXPECT_NE(error_of([&] {
+              parse_train_config(json, {"model.audio.n_mel=8"}, "test");
+            }).find("unknown key 'model.audio.n_mel'"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              parse_train_config(json, {"model.type=text"}, "test");
+            }).find("enabled is true but model.type is \"text\""),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              parse_train_config(json, {"model.mrope_section=[1,1,1]"}, "test");
+            }).find("mrope_section"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              parse_train_config(json, {"model.mrope_section=[4,\"x\",2]"}, "test");
+            }).find("must be a list"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              parse_train_config(json, {"data.train_manifest="}, "test");
+            }).find("data.train_manifest"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              parse_train_config(json, {"model.vision.num_heads=3"}, "test");
+            }).find("vision"),
+            std::string::npos);
+}
+
+TEST(OmniPack, SkipsAndCountsBadSamplesUpToTheLimit) {
+  const std::string dir = fresh_dir("omni-pack");
+  const std::string manifest = write_manifest(dir, true);
+  const TrainConfig config = parse_train_config(omni_config_json(dir, manifest, 3), {}, "test");
+  const Tokenizer tokenizer =
+      Tokenizer::load(std::string(NURI_SOURCE_DIR) + "/tests/data/tokenizer/tokenizer.json");
+  const OmniModel model(omni_config(config, tokenizer));
+  const ChatTemplate chat(tokenizer);
+  PackOptions options{.manifest = manifest, .out_dir = dir + "/pack"};
+  options.progress = false;
+  const std::string error = error_of([&] { pack_manifest(options, model, chat); });
+  EXPECT_NE(error.find("exceed the limit of 0"), std::string::npos) << error;
+  EXPECT_NE(error.find("broken.wav"), std::string::npos) << error;
+  EXPECT_FALSE(fs::exists(dir + "/pack/index.json"));
+  options.max_bad_samples = 1;
+  const PackSummary summary = pack_manifest(options, model, chat);
+  EXPECT_EQ(summary.samples, 5);
+  EXPECT_EQ(summary.skipped, 1);
+  const std::string fingerprint = fnv1a_hex(tokenizer.to_json());
+  const PackedDataset packed(dir + "/pack", model.config(), fingerprint);
+  ASSERT_EQ(packed.size(), 5);
+  EXPECT_EQ(packed.skipped(), 1);
+  // A packed sample is the same sequence and inputs as decoding the manifest line afresh.
+  const OmniSample video = packed.sample(4);
+  EXPECT_EQ(video.task, "video_direction");
+  const std::vector<ManifestEntry> entries = load_manifest(manifest);
+  const std::vector<MediaInput> fresh = decode_media(entries[4].conversation, model.config(), {});
+  const SequenceLayout layout = chat.layout(entries[4].conversation, model.shapes_of(fresh));
+  EXPECT_EQ(video.layout.ids, layout.ids);
+  EXPECT_EQ(video.layout.positions, layout.positions);
+  EXPECT_EQ(video.media[0].pixels.to_vector(), fresh[0].pixels.to_vector());
+  EXPECT_EQ(video.media[0].mel.to_vector(), fresh[0].mel.to_vector());
+  EXPECT_EQ(video.media[0].frame_times.size(), fresh[0].frame_times.size());
+  // A pack made for another encoder shape is refused with advice.
+  OmniConfig other = model.config();
+  other.vision->patch_size = 4;
+  EXPECT_NE(error_of([&] {
+              PackedDataset(dir + "/pack", other, fingerprint);
+            }).find("run nuri data pack again"),
+            std::string::npos);
+}
+
+TEST(OmniTrainer, LossFallsAndResumeIsBitIdentical) {
+  const std::string dir = fresh_dir("omni-train");
+  const std::string manifest = write_manifest(dir, false);
+  const nlohmann::json json = omni_config_json(dir, manifest, 8);
+  const TrainSummary whole = train_omni_model(parse_train_config(json, {}, "test"));
+  EXPECT_EQ(whole.step, 8);
+  ASSERT_TRUE(whole.eval.contains("eval_loss_video_direction")) << whole.eval.dump();
+  // The loss falls on the training conversations (held-out = training here).
+  std::ifstream metrics(dir + "/run/metrics.jsonl");
+  std::vector<double> losses;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto m = nlohmann::json::parse(line);
+    if (m.contains("loss")) losses.push_back(m["loss"]);
+  }
+  ASSERT_EQ(losses.size(), 8u);
+  EXPECT_LT(losses.back(), losses.front() * 0.8);
+  // Resuming from step 3 gives the same weights at step 8.
+  nlohmann::json resumed = json;
+  resumed["checkpoint"]["dir"] = dir + "/resumed";
+  fs::create_directories(dir + "/resumed");
+  fs::copy(dir + "/run/step-3", dir + "/resumed/step-3", fs::copy_options::recursive);
+  const TrainSummary second =
+      train_omni_model(parse_train_config(resumed, {}, "test"), {.resume = dir + "/resumed"});
+  EXPECT_EQ(second.step, 8);
+  EXPECT_EQ(read_file(dir + "/run/step-8/model.safetensors"),
+            read_file(dir + "/resumed/step-8/model.safetensors"));
+  // Freezing a module leaves its weights as they were initialised.
+  nlohmann::json frozen = json;
+  frozen["checkpoint"]["dir"] = dir + "/frozen";
+  frozen["train"]["freeze"] = {"vision_encoder", "audio_encoder"};
+  frozen["train"]["steps"] = 2;
+  train_omni_model(parse_train_config(frozen, {}, "test"));
+  const SafetensorsFile a = SafetensorsFile::open(dir + "/run/step-3/model.safetensors");
+  const SafetensorsFile b = SafetensorsFile::open(dir + "/frozen/step-2/model.safetensors");
+  const std::string name = "vision_encoder.layers.0.mlp.fc1.weight";
+  OmniModel init(
+      OmniConfig::from_json(nlohmann::json::parse(read_file(dir + "/run/step-3/config.json"))));
+  Generator generator{7, 0};
+  init.init(generator);
+  for (const NamedParameter& p : init.parameters())
+    if (p.name == name) EXPECT_EQ(p.tensor.to_vector(), b.tensor(name).to_vector());
+  EXPECT_NE(a.tensor(name).to_vector(), b.tensor(name).to_vector());
+}
+
+TEST(OmniEval, ScoringHelpers) {
+  EXPECT_EQ(normalize_answer("  Red  apple. "), "red apple");
+  EXPECT_EQ(normalize_answer("빨간색!"), "빨간색");
+  EXPECT_EQ(characters("빨간 a").size(), 4u);
+  EXPECT_EQ(words(" 빨간  사과 ").size(), 2u);
+  EXPECT_EQ(edit_distance(characters("kitten"), characters("sitting")), 3);
+  EXPECT_EQ(edit_distance(characters("사과"), characters("사과")), 0);
+  EXPECT_EQ(edit_distance(words("a b c"), words("a c")), 1);
+  EXPECT_EQ(edit_distance(characters(""), characters("abc")), 3);
+}
+
+}  // namespace
+}  // namespace nuri::test
