@@ -13,6 +13,7 @@ void add_train_command(CLI::App& app);      // nuri train CONFIG.json
 void add_generate_command(CLI::App& app);   // nuri generate --checkpoint DIR --prompt TEXT
 void add_logits_command(CLI::App& app);     // nuri logits --checkpoint DIR --tokens ... --out F
 void add_eval_command(CLI::App& app);       // nuri eval --checkpoint DIR --data MANIFEST
+void add_media_command(CLI::App& app);      // nuri media mel IN --out FILE
 
 // The value of `word` when all of it is a decimal integer (token ids on the command line and on
 // stdin), else nothing.

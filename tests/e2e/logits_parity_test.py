@@ -5,31 +5,11 @@ absolute difference over the largest absolute golden logit.
 
 Usage: logits_parity_test.py NURI_BINARY SOURCE_DIR WORK_DIR
 """
-import array
-import json
 import pathlib
-import struct
 import subprocess
 import sys
 
-DTYPES = {"F32": "f", "I32": "i"}
-
-
-def read_safetensors(path: pathlib.Path) -> dict:
-    """name -> (shape, flat list of values) for the F32 and I32 tensors of a safetensors file."""
-    data = path.read_bytes()
-    (header_size,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + header_size])
-    start = 8 + header_size
-    out = {}
-    for name, entry in header.items():
-        if name == "__metadata__" or entry["dtype"] not in DTYPES:
-            continue
-        begin, end = entry["data_offsets"]
-        values = array.array(DTYPES[entry["dtype"]])
-        values.frombytes(data[start + begin:start + end])
-        out[name] = (entry["shape"], values.tolist())
-    return out
+from safetensors_io import read_safetensors
 
 
 def main(nuri: str, source: pathlib.Path, work: pathlib.Path) -> int:
