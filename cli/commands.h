@@ -14,6 +14,7 @@ void add_generate_command(CLI::App& app);   // nuri generate --checkpoint DIR --
 void add_logits_command(CLI::App& app);     // nuri logits --checkpoint DIR --tokens ... --out F
 void add_eval_command(CLI::App& app);       // nuri eval --checkpoint DIR --data MANIFEST
 void add_media_command(CLI::App& app);      // nuri media mel IN --out FILE
+void add_ask_command(CLI::App& app);        // nuri ask --checkpoint DIR --audio F --image F ...
 
 // The value of `word` when all of it is a decimal integer (token ids on the command line and on
 // stdin), else nothing.

@@ -125,18 +125,33 @@ std::string resolve_checkpoint(const std::string& path) {
   return (fs::path(path) / cat(kStepPrefix, steps.back())).string();
 }
 
-Decoder load_decoder(const std::string& checkpoint) {
-  const std::string dir = resolve_checkpoint(checkpoint);
+namespace {
+
+// A checkpoint's config.json parsed by `parse`, errors naming the file.
+template <class Config, class Parse>
+Config read_config(const std::string& dir, Parse parse) {
   const std::string config_path = (fs::path(dir) / "config.json").string();
-  const auto config_json = nlohmann::json::parse(read_file(config_path), nullptr, false);
-  NURI_CHECK(!config_json.is_discarded(), config_path, ": not valid JSON");
-  DecoderConfig config;
+  const auto json = nlohmann::json::parse(read_file(config_path), nullptr, false);
+  NURI_CHECK(!json.is_discarded(), config_path, ": not valid JSON");
   try {
-    config = DecoderConfig::from_json(config_json);
+    return parse(json);
   } catch (const Error& e) {
     fail(config_path, ": ", e.what());
   }
-  Decoder model(config);
+}
+
+}  // namespace
+
+Decoder load_decoder(const std::string& checkpoint) {
+  const std::string dir = resolve_checkpoint(checkpoint);
+  Decoder model(read_config<DecoderConfig>(dir, DecoderConfig::from_json));
+  model.load((fs::path(dir) / "model.safetensors").string());
+  return model;
+}
+
+OmniModel load_omni_model(const std::string& checkpoint) {
+  const std::string dir = resolve_checkpoint(checkpoint);
+  OmniModel model(read_config<OmniConfig>(dir, OmniConfig::from_json));
   model.load((fs::path(dir) / "model.safetensors").string());
   return model;
 }

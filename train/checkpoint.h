@@ -13,6 +13,7 @@
 
 #include "decoder/model.h"
 #include "encoders/tokenizer.h"
+#include "fusion/omni_model.h"
 #include "train/optimizer.h"
 
 namespace nuri {
@@ -62,5 +63,8 @@ struct LoadedModel {
   Tokenizer tokenizer;
 };
 LoadedModel load_model(const std::string& checkpoint);
+// The omni model of a checkpoint (config.json with its encoder sections, model.safetensors) from a
+// step or run directory.
+OmniModel load_omni_model(const std::string& checkpoint);
 
 }  // namespace nuri

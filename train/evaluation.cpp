@@ -50,21 +50,6 @@ struct TaskScore {
   nlohmann::json examples = nlohmann::json::array();
 };
 
-OmniModel load_omni(const std::string& dir) {
-  const std::string config_path = (fs::path(dir) / "config.json").string();
-  const auto json = nlohmann::json::parse(read_file(config_path), nullptr, false);
-  NURI_CHECK(!json.is_discarded(), config_path, ": not valid JSON");
-  OmniConfig config;
-  try {
-    config = OmniConfig::from_json(json);
-  } catch (const Error& e) {
-    fail(config_path, ": ", e.what());
-  }
-  OmniModel model(config);
-  model.load((fs::path(dir) / "model.safetensors").string());
-  return model;
-}
-
 std::string percent(double x) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.1f%%", 100 * x);
@@ -146,7 +131,7 @@ std::string normalize_answer(const std::string& text) {
 
 EvalReport evaluate_checkpoint(const EvalOptions& options) {
   const std::string dir = resolve_checkpoint(options.checkpoint);
-  const OmniModel model = load_omni(dir);
+  const OmniModel model = load_omni_model(dir);
   const Tokenizer tokenizer = Tokenizer::load((fs::path(dir) / "tokenizer.json").string());
   const ChatTemplate chat(tokenizer);
   std::vector<ManifestEntry> entries = load_manifest(options.manifest);
