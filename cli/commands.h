@@ -12,6 +12,7 @@ void add_tokenizer_command(CLI::App& app);  // nuri tokenizer train|encode|decod
 void add_train_command(CLI::App& app);      // nuri train CONFIG.json
 void add_generate_command(CLI::App& app);   // nuri generate --checkpoint DIR --prompt TEXT
 void add_logits_command(CLI::App& app);     // nuri logits --checkpoint DIR --tokens ... --out F
+void add_data_command(CLI::App& app);       // nuri data synth --out DIR
 
 // The value of `word` when all of it is a decimal integer (token ids on the command line and on
 // stdin), else nothing.

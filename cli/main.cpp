@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   nuri::cli::add_train_command(app);
   nuri::cli::add_generate_command(app);
   nuri::cli::add_logits_command(app);
+  nuri::cli::add_data_command(app);
   // Subcommands run inside parse(): a bad argument is a CLI11 ParseError, bad input a nuri::Error.
   try {
     app.parse(argc, argv);
