@@ -21,9 +21,9 @@ inline constexpr std::array<const char*, 3> kSynthSplits = {"train", "valid", "t
 // What to generate and where.
 struct SynthOptions {
   std::string out;           // the corpus directory (must be absent or empty unless force)
-  int64_t train = 40;        // samples per task in the train split
-  int64_t valid = 6;         // ... in the valid split
-  int64_t test = 6;          // ... in the test split
+  int64_t train = 200;       // samples per task in the train split
+  int64_t valid = 20;        // ... in the valid split
+  int64_t test = 20;         // ... in the test split
   uint64_t seed = 1;         // same seed, same manifests
   int64_t image_size = 112;  // images are image_size x image_size
   int64_t video_size = 112;  // video frames are video_size x video_size (even)
