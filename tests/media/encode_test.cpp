@@ -1,5 +1,7 @@
 // The media writers (save_wav, save_image, save_video) and to_mono_16k, checked by reading the
 // files back with libsndfile, OpenCV and the ffprobe command, not with nuri's own decoders.
+// The corpus and the codecs need a media build (NURI_MEDIA).
+#ifdef NURI_WITH_MEDIA
 #include <gtest/gtest.h>
 #include <sndfile.h>
 
@@ -180,3 +182,4 @@ TEST(ToMono16k, AveragesChannelsAndKeepsDurationAndPitch) {
 
 }  // namespace
 }  // namespace nuri
+#endif  // NURI_WITH_MEDIA

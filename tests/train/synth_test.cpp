@@ -1,5 +1,7 @@
 // nuri data synth: a tiny corpus generates, its manifests parse and point at real media of the
 // promised formats, the same seed gives the same bytes, and splits share no sentence.
+// The corpus and the codecs need a media build (NURI_MEDIA).
+#ifdef NURI_WITH_MEDIA
 #include "train/synth.h"
 
 #include <gtest/gtest.h>
@@ -342,3 +344,4 @@ TEST(Synth, RefusesBadOptions) {
 
 }  // namespace
 }  // namespace nuri
+#endif  // NURI_WITH_MEDIA
