@@ -15,6 +15,7 @@ void add_logits_command(CLI::App& app);     // nuri logits --checkpoint DIR --to
 void add_eval_command(CLI::App& app);       // nuri eval --checkpoint DIR --data MANIFEST
 void add_media_command(CLI::App& app);      // nuri media mel IN --out FILE
 void add_ask_command(CLI::App& app);        // nuri ask --checkpoint DIR --audio F --image F ...
+void add_data_command(CLI::App& app);       // nuri data synth --out DIR
 
 // The value of `word` when all of it is a decimal integer (token ids on the command line and on
 // stdin), else nothing.

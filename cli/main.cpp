@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   nuri::cli::add_eval_command(app);
   nuri::cli::add_media_command(app);
   nuri::cli::add_ask_command(app);
+  nuri::cli::add_data_command(app);
   // Subcommands run inside parse(): a bad argument is a CLI11 ParseError, bad input a nuri::Error.
   try {
     app.parse(argc, argv);

@@ -133,7 +133,9 @@ TEST(OmniPack, SkipsAndCountsBadSamplesUpToTheLimit) {
       Tokenizer::load(std::string(NURI_SOURCE_DIR) + "/tests/data/tokenizer/tokenizer.json");
   const OmniModel model(omni_config(config, tokenizer));
   const ChatTemplate chat(tokenizer);
-  PackOptions options{.manifest = manifest, .out_dir = dir + "/pack"};
+  PackOptions options;
+  options.manifest = manifest;
+  options.out_dir = dir + "/pack";
   options.progress = false;
   const std::string error = error_of([&] { pack_manifest(options, model, chat); });
   EXPECT_NE(error.find("exceed the limit of 0"), std::string::npos) << error;
@@ -207,7 +209,9 @@ TEST(OmniTrainer, LossFallsAndResumeIsBitIdentical) {
   Generator generator{7, 0};
   init.init(generator);
   for (const NamedParameter& p : init.parameters())
-    if (p.name == name) EXPECT_EQ(p.tensor.to_vector(), b.tensor(name).to_vector());
+    if (p.name == name) {
+      EXPECT_EQ(p.tensor.to_vector(), b.tensor(name).to_vector());
+    }
   EXPECT_NE(a.tensor(name).to_vector(), b.tensor(name).to_vector());
 }
 

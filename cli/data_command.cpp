@@ -1,0 +1,54 @@
+// nuri data synth --out DIR [options]: generate the synthetic multimodal corpus.
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "train/synth.h"
+
+namespace nuri::cli {
+
+void add_data_command(CLI::App& app) {
+  CLI::App* data = app.add_subcommand("data", "Build training data");
+  data->require_subcommand(1);
+
+  auto options = std::make_shared<SynthOptions>();
+  CLI::App* synth = data->add_subcommand(
+      "synth", "Generate a synthetic corpus of speech, images and video with questions about them");
+  synth->add_option("--out", options->out, "corpus directory to create")->required();
+  synth->add_option("--train", options->train, "samples per task in the train split")
+      ->capture_default_str();
+  synth->add_option("--valid", options->valid, "samples per task in the valid split")
+      ->capture_default_str();
+  synth->add_option("--test", options->test, "samples per task in the test split")
+      ->capture_default_str();
+  synth->add_option("--seed", options->seed, "random seed (same seed, same corpus)")
+      ->capture_default_str();
+  synth->add_option("--image-size", options->image_size, "image side in pixels")
+      ->capture_default_str();
+  synth->add_option("--video-size", options->video_size, "video frame side in pixels (even)")
+      ->capture_default_str();
+  synth->add_option("--fps", options->video_fps, "video frames per second")->capture_default_str();
+  synth->add_option("--threads", options->threads, "worker threads (0: all cores)")
+      ->capture_default_str();
+  synth->add_option("--font", options->font, "TrueType font with Hangul (default: NanumGothic)");
+  synth->add_flag("--force", options->force, "replace a non-empty --out");
+  synth->callback([options] {
+    options->progress = true;
+    const SynthSummary summary = synthesize_corpus(*options);
+    std::fprintf(stderr, "synth: wrote %s in %.1f s: %lld media files, %.1f MiB\n",
+                 options->out.c_str(), summary.seconds, static_cast<long long>(summary.files),
+                 static_cast<double>(summary.bytes) / (1 << 20));
+    std::fprintf(stderr, "  %-22s", "task");
+    for (const char* split : kSynthSplits) std::fprintf(stderr, " %6s", split);
+    std::fprintf(stderr, "\n");
+    for (size_t task = 0; task < kSynthTasks.size(); ++task) {
+      std::fprintf(stderr, "  %-22s", kSynthTasks[task]);
+      for (size_t split = 0; split < kSynthSplits.size(); ++split) {
+        std::fprintf(stderr, " %6lld", static_cast<long long>(summary.counts[split][task]));
+      }
+      std::fprintf(stderr, "\n");
+    }
+  });
+}
+
+}  // namespace nuri::cli
