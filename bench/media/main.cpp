@@ -43,7 +43,7 @@ namespace fs = std::filesystem;
 constexpr int kDecodeThreads = 1;
 
 // The sampling rate of the video benchmark, frames per second of video.
-constexpr double kFps = 2;
+constexpr int kFps = 2;
 
 // Runs a command (no shell) with stdout inherited and stderr captured, and returns what it wrote
 // to stderr; throws when it cannot start or exits with a failure, quoting its stderr.
@@ -111,15 +111,12 @@ void add_audio_output(std::vector<std::string>& args, const std::string& out) {
 // 16 kHz mono f32le.
 std::vector<std::string> ffmpeg_video(const std::string& input, const std::string& frames_out,
                                       const std::string& audio_out) {
-  const std::string fps = std::to_string(static_cast<int>(kFps));
+  const std::string select =
+      cat("select='isnan(prev_selected_t)+gte(t-start_t+1e-6,(floor((prev_selected_t-start_t)*",
+          kFps, "+1e-6)+1)/", kFps, ")'");
   std::vector<std::string> args = ffmpeg_reading(input);
-  args.insert(
-      args.end(),
-      {"-map", "0:v:0", "-sws_flags", "bicubic", "-vf",
-       "select='isnan(prev_selected_t)+gte(t-start_t+1e-6,(floor((prev_selected_t-start_t)"
-       "*" +
-           fps + "+1e-6)+1)/" + fps + ")'",
-       "-fps_mode", "passthrough", "-pix_fmt", "rgb24", "-f", "rawvideo", "-y", frames_out});
+  args.insert(args.end(), {"-map", "0:v:0", "-sws_flags", "bicubic", "-vf", select, "-fps_mode",
+                           "passthrough", "-pix_fmt", "rgb24", "-f", "rawvideo", "-y", frames_out});
   add_audio_output(args, audio_out);
   return args;
 }
@@ -323,12 +320,23 @@ bool bench_audio(const Input& input, const Options& opt, const fs::path& dir, nl
   return ok;
 }
 
+// Removes a directory tree when it goes out of scope (the generated inputs, on success or error).
+struct RemoveOnExit {
+  fs::path dir;
+  ~RemoveOnExit() {
+    std::error_code ignored;
+    if (!dir.empty()) fs::remove_all(dir, ignored);
+  }
+};
+
 int run(const Options& opt) {
   fs::path dir;
+  RemoveOnExit cleanup;
   if (opt.work_dir.empty()) {
     std::string pattern = (fs::temp_directory_path() / "nuri-bench-media-XXXXXX").string();
     NURI_CHECK(mkdtemp(pattern.data()) != nullptr, "cannot create a directory like ", pattern);
     dir = pattern;
+    cleanup.dir = dir;
   } else {
     dir = opt.work_dir;
     fs::create_directories(dir);
@@ -384,7 +392,6 @@ int run(const Options& opt) {
   std::printf("\ncorrectness checks (frame counts and contents, sample counts within 0.1%%): %s\n",
               ok ? "all agree" : "MISMATCHES above");
 
-  if (opt.work_dir.empty()) fs::remove_all(dir);
   if (!opt.json_path.empty()) {
     const std::string tmp = opt.json_path + ".tmp";
     {
