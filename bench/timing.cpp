@@ -6,12 +6,10 @@
 
 namespace nuri::bench {
 
-namespace {
 double median(std::vector<double> values) {
   std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
   return values[values.size() / 2];
 }
-}  // namespace
 
 double seconds_per_call(const std::function<void()>& fn, double min_seconds, int min_runs) {
   using clock = std::chrono::steady_clock;

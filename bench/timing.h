@@ -3,8 +3,12 @@
 #pragma once
 
 #include <functional>
+#include <vector>
 
 namespace nuri::bench {
+
+// The median of `values` (the upper one of the middle two for an even count).
+double median(std::vector<double> values);
 
 // Seconds per call of fn: the median of repeated runs after a warm-up, running for at least
 // `min_seconds` in all and at least `min_runs` times.
