@@ -1,8 +1,12 @@
 // nuri data synth --out DIR [options]: generate the synthetic multimodal corpus.
+// nuri data pack CONFIG.json [--set k=v]: pack the config's manifests for training.
 #include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
+#include "kernels/error.h"
+#include "kernels/log.h"
+#include "train/omni_trainer.h"
 #include "train/synth.h"
 
 namespace nuri::cli {
@@ -47,6 +51,30 @@ void add_data_command(CLI::App& app) {
         std::fprintf(stderr, " %6lld", static_cast<long long>(summary.counts[split][task]));
       }
       std::fprintf(stderr, "\n");
+    }
+  });
+
+  struct PackArgs {
+    std::string config;
+    std::vector<std::string> overrides;
+  };
+  auto pack_args = std::make_shared<PackArgs>();
+  CLI::App* pack = data->add_subcommand(
+      "pack",
+      "Pre-compute tokens, log-mels and resized pixels of an omni config's manifests into shards");
+  pack->add_option("config", pack_args->config, "an omni training config")->required();
+  pack->add_option("--set", pack_args->overrides, "override one key: section.key=value");
+  pack->callback([pack_args] {
+    const TrainConfig config = load_train_config(pack_args->config, pack_args->overrides);
+    NURI_CHECK(config.omni, pack_args->config, ": model.type is not \"omni\"; nothing to pack");
+    const Tokenizer tokenizer = omni_tokenizer(config);
+    const ChatTemplate chat(tokenizer);
+    const OmniModel model(omni_config(config, tokenizer));
+    for (const std::string split : {"train", "valid"}) {
+      if (split == "valid" && config.data.valid_manifest.empty()) continue;
+      const PackedDataset packed = ensure_pack(config, split, model, chat);
+      log_info(split, ": ", packed.size(), " samples (", packed.skipped(), " skipped) in ",
+               omni_pack_dir(config, split));
     }
   });
 }

@@ -32,10 +32,44 @@ void write_manifest_text(const std::string& manifest, const std::string& path) {
   write_file_atomic(path, text);
 }
 
-// The pack of `manifest` under `dir`, made (again) unless an up-to-date one is there.
-PackedDataset ensure_pack(const TrainConfig& config, const std::string& manifest,
-                          const std::string& dir, const OmniModel& model,
-                          const ChatTemplate& chat) {
+int64_t target_count(const SequenceLayout& layout) {
+  return std::count_if(layout.targets.begin(), layout.targets.end(),
+                       [](int32_t t) { return t >= 0; });
+}
+
+}  // namespace
+
+OmniConfig omni_config(const TrainConfig& config, const Tokenizer& tokenizer) {
+  OmniConfig omni;
+  omni.decoder = decoder_config(config, tokenizer);
+  omni.audio = config.audio;
+  omni.vision = config.vision;
+  omni.validate();
+  return omni;
+}
+
+std::string omni_pack_dir(const TrainConfig& config, const std::string& split) {
+  const fs::path root = config.data.pack_dir.empty() ? fs::path(config.checkpoint.dir) / "pack"
+                                                     : fs::path(config.data.pack_dir);
+  return (root / split).string();
+}
+
+Tokenizer omni_tokenizer(const TrainConfig& config) {
+  std::vector<std::string> texts = config.data.train;
+  if (!fs::exists(config.tokenizer.path)) {
+    const std::string manifest_text =
+        (fs::path(config.checkpoint.dir) / "tokenizer-text.txt").string();
+    write_manifest_text(config.data.train_manifest, manifest_text);
+    texts.push_back(manifest_text);
+  }
+  return ensure_tokenizer(config, texts);
+}
+
+PackedDataset ensure_pack(const TrainConfig& config, const std::string& split,
+                          const OmniModel& model, const ChatTemplate& chat) {
+  const std::string manifest =
+      split == "train" ? config.data.train_manifest : config.data.valid_manifest;
+  const std::string dir = omni_pack_dir(config, split);
   const std::string fingerprint = fnv1a_hex(chat.tokenizer().to_json());
   if (fs::exists(fs::path(dir) / "index.json")) {
     try {
@@ -57,35 +91,12 @@ PackedDataset ensure_pack(const TrainConfig& config, const std::string& manifest
   return PackedDataset(dir, model.config(), fingerprint);
 }
 
-int64_t target_count(const SequenceLayout& layout) {
-  return std::count_if(layout.targets.begin(), layout.targets.end(),
-                       [](int32_t t) { return t >= 0; });
-}
-
-}  // namespace
-
-OmniConfig omni_config(const TrainConfig& config, const Tokenizer& tokenizer) {
-  OmniConfig omni;
-  omni.decoder = decoder_config(config, tokenizer);
-  omni.audio = config.audio;
-  omni.vision = config.vision;
-  omni.validate();
-  return omni;
-}
-
 TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& options) {
   NURI_CHECK(config.omni, "train_omni_model: the config's model.type is not \"omni\"");
   if (config.train.threads > 0) omp_set_num_threads(config.train.threads);
   const auto& tc = config.train;
   check_fresh_run(config, options);
-  std::vector<std::string> texts = config.data.train;
-  if (!fs::exists(config.tokenizer.path)) {
-    const std::string manifest_text =
-        (fs::path(config.checkpoint.dir) / "tokenizer-text.txt").string();
-    write_manifest_text(config.data.train_manifest, manifest_text);
-    texts.push_back(manifest_text);
-  }
-  const Tokenizer tokenizer = ensure_tokenizer(config, texts);
+  const Tokenizer tokenizer = omni_tokenizer(config);
   const ChatTemplate chat(tokenizer);
   const OmniConfig oc = omni_config(config, tokenizer);
   OmniModel model(oc);
@@ -95,14 +106,9 @@ TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& opt
   }
   for (const std::string& module : tc.freeze) model.freeze(module);
 
-  const fs::path pack_dir = config.data.pack_dir.empty() ? fs::path(config.checkpoint.dir) / "pack"
-                                                         : fs::path(config.data.pack_dir);
-  const PackedDataset train =
-      ensure_pack(config, config.data.train_manifest, (pack_dir / "train").string(), model, chat);
+  const PackedDataset train = ensure_pack(config, "train", model, chat);
   std::optional<PackedDataset> valid;
-  if (!config.data.valid_manifest.empty())
-    valid.emplace(ensure_pack(config, config.data.valid_manifest, (pack_dir / "valid").string(),
-                              model, chat));
+  if (!config.data.valid_manifest.empty()) valid.emplace(ensure_pack(config, "valid", model, chat));
   const ShuffledOrder order(train.size(), tc.seed);
 
   TrainingJob job;
