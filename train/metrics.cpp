@@ -185,6 +185,10 @@ bool plot_loss_curve(const std::string& metrics_path, const std::string& png_pat
 
 #else
 
+bool loss_plot_available() {
+  return false;
+}
+
 bool plot_loss_curve(const std::string&, const std::string&) {
   return false;
 }

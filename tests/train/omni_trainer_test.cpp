@@ -24,6 +24,13 @@ std::string media(const std::string& name) {
   return std::string(NURI_SOURCE_DIR) + "/tests/data/media/" + name;
 }
 
+// These tests read real media files: a build without media decoding skips them, saying so.
+#ifdef NURI_WITH_MEDIA
+#define REQUIRE_MEDIA()
+#else
+#define REQUIRE_MEDIA() GTEST_SKIP() << "built without media decoding (NURI_MEDIA=OFF)"
+#endif
+
 std::string error_of(const std::function<void()>& run) {
   try {
     run();
@@ -126,6 +133,7 @@ TEST(OmniTrainConfig, SectionsParseAndErrorsNameTheKey) {
 }
 
 TEST(OmniPack, SkipsAndCountsBadSamplesUpToTheLimit) {
+  REQUIRE_MEDIA();
   const std::string dir = fresh_dir("omni-pack");
   const std::string manifest = write_manifest(dir, true);
   const TrainConfig config = parse_train_config(omni_config_json(dir, manifest, 3), {}, "test");
@@ -170,6 +178,7 @@ TEST(OmniPack, SkipsAndCountsBadSamplesUpToTheLimit) {
 }
 
 TEST(OmniTrainer, LossFallsAndResumeIsBitIdentical) {
+  REQUIRE_MEDIA();
   const std::string dir = fresh_dir("omni-train");
   const std::string manifest = write_manifest(dir, false);
   const nlohmann::json json = omni_config_json(dir, manifest, 8);
