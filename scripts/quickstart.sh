@@ -1,19 +1,42 @@
 #!/usr/bin/env bash
-# The main job on the embedded CPU default: sets up, builds the Korean-first text corpus from
-# Debian packages, trains configs/tiny-text.json from scratch (tokenizer first) with a progress
-# bar, then generates Korean text from the trained checkpoint. Extra arguments go to `nuri train`
-# (for example --set train.steps=100).
+# The main job on the embedded CPU default: sets up and builds nuri, generates the synthetic
+# omni corpus (Korean and English speech from espeak-ng, shape images with Hangul words, moving
+# shapes with a soundtrack), trains configs/quickstart-omni.json from scratch with a progress bar,
+# scores the test split with nuri eval, and asks the trained model a spoken question about an
+# image. Extra arguments go to `nuri train` (for example --set train.steps=100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --with-corpus
-bash scripts/make-corpus.sh
+bash scripts/setup.sh
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$(nproc)" --target nuri
-build/bin/nuri --version
-rm -rf runs/tiny-text  # the quickstart's own run: each invocation trains afresh
-build/bin/nuri train configs/tiny-text.json "$@"
-for prompt in "한국어는" "데비안은" "이 문서는"; do
-  build/bin/nuri generate --checkpoint runs/tiny-text --prompt "$prompt" --max-new-tokens 60 --seed 1
-done
-echo "metrics: runs/tiny-text/metrics.jsonl, loss curve: runs/tiny-text/loss.png"
+nuri=build/bin/nuri
+$nuri --version
+run=runs/quickstart
+rm -rf "$run"  # the quickstart's own run: each invocation starts afresh
+$nuri data synth --out "$run/corpus" --train 300 --valid 10 --test 20
+$nuri train configs/quickstart-omni.json "$@"
+$nuri eval --checkpoint "$run/run" --data "$run/corpus/test.jsonl" --out "$run/eval-test"
+
+# One spoken question about an image from the test split, which the model never saw.
+python3 - "$run/corpus/test.jsonl" > "$run/question.txt" <<'PY'
+import json, pathlib, sys
+manifest = pathlib.Path(sys.argv[1])
+for line in manifest.read_text(encoding="utf-8").splitlines():
+    sample = json.loads(line)
+    if sample["task"] == "spoken_image_question":
+        parts = {p["type"]: p["path"] for p in sample["messages"][0]["content"]}
+        print(manifest.parent / parts["image"])
+        print(manifest.parent / parts["input_audio"])
+        print(sample["question"])
+        print(sample["answer"])
+        break
+PY
+{ read -r image; read -r audio; read -r question; read -r answer; } < "$run/question.txt"
+echo
+echo "image:    $image"
+echo "spoken:   $audio (\"$question\")"
+echo "expected: $answer"
+echo -n "nuri:     "
+$nuri ask --checkpoint "$run/run" --image "$image" --audio "$audio"
+echo "report: $run/eval-test.md, metrics: $run/run/metrics.jsonl, loss curve: $run/run/loss.png"
