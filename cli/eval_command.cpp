@@ -29,7 +29,9 @@ void add_eval_command(CLI::App& app) {
                       : (std::filesystem::path(report.json["checkpoint"].get<std::string>()) /
                          ("eval-" + std::filesystem::path(options->manifest).stem().string()))
                             .string();
-    write_file_atomic(prefix + ".json", report.json.dump(2) + "\n");
+    write_file_atomic(
+        prefix + ".json",
+        report.json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     write_file_atomic(prefix + ".md", report.markdown);
     std::cout << report.markdown << std::flush;
     log_info("wrote ", prefix, ".json and ", prefix, ".md");
