@@ -212,26 +212,41 @@ Tensor OmniModel::embed(const SequenceLayout& layout, const std::vector<MediaInp
   return reshape(pieces.size() == 1 ? pieces[0] : concat(pieces, 0), {1, n, d});
 }
 
-Tensor OmniModel::loss(const std::vector<const SequenceLayout*>& layouts,
-                       const std::vector<const std::vector<MediaInput>*>& inputs) const {
+Tensor OmniModel::embed_batch(const std::vector<const SequenceLayout*>& layouts,
+                              const std::vector<const std::vector<MediaInput>*>& inputs) const {
   NURI_CHECK(!layouts.empty() && layouts.size() == inputs.size(),
-             "omni model: loss needs one input list per sequence");
+             "omni model: a batch needs one input list per sequence");
   int64_t length = 0;
   for (const SequenceLayout* s : layouts) length = std::max(length, s->size());
-  const int64_t batch = static_cast<int64_t>(layouts.size()), d = config_.decoder.hidden_size;
+  const int64_t d = config_.decoder.hidden_size;
   std::vector<Tensor> rows;
+  for (size_t b = 0; b < layouts.size(); ++b) {
+    Tensor row = embed(*layouts[b], *inputs[b]);
+    if (row.size(1) < length) row = concat({row, Tensor::zeros({1, length - row.size(1), d})}, 1);
+    rows.push_back(row);
+  }
+  return rows.size() == 1 ? rows[0] : concat(rows, 0);
+}
+
+Tensor OmniModel::decoder_loss(const std::vector<const SequenceLayout*>& layouts,
+                               const Tensor& embeddings) const {
+  const int64_t batch = static_cast<int64_t>(layouts.size()), length = embeddings.size(1);
+  NURI_CHECK(embeddings.dim() == 3 && embeddings.size(0) == batch, "omni model: embeddings ",
+             shape_str(embeddings.shape()), " for ", batch, " sequences");
   std::vector<int32_t> targets(static_cast<size_t>(batch * length), -100);
   for (int64_t b = 0; b < batch; ++b) {
-    const SequenceLayout& s = *layouts[b];
-    Tensor row = embed(s, *inputs[b]);
-    if (s.size() < length) row = concat({row, Tensor::zeros({1, length - s.size(), d})}, 1);
-    rows.push_back(row);
-    std::copy(s.targets.begin(), s.targets.end(), targets.begin() + b * length);
+    NURI_CHECK(layouts[b]->size() <= length, "omni model: sequence ", b,
+               " is longer than the batch");
+    std::copy(layouts[b]->targets.begin(), layouts[b]->targets.end(), targets.begin() + b * length);
   }
-  const Tensor embeddings = batch == 1 ? rows[0] : concat(rows, 0);
   const Tensor hidden = decoder_.forward_hidden(embeddings, batch_positions(layouts, length));
   return cross_entropy(reshape(decoder_.logits(hidden), {-1, config_.decoder.vocab_size}),
                        Tensor::from_data<int32_t>(targets, {batch * length}));
+}
+
+Tensor OmniModel::loss(const std::vector<const SequenceLayout*>& layouts,
+                       const std::vector<const std::vector<MediaInput>*>& inputs) const {
+  return decoder_loss(layouts, embed_batch(layouts, inputs));
 }
 
 std::vector<int32_t> OmniModel::reply(const SequenceLayout& prompt,

@@ -70,8 +70,14 @@ class OmniModel {
   // Input embeddings [1, T, D] of a laid-out sequence: token embeddings, with each media slice's
   // rows taken from its encoder's output.
   Tensor embed(const SequenceLayout& layout, const std::vector<MediaInput>& inputs) const;
-  // Mean next-token cross-entropy over the target tokens of a batch of sequences (padded to the
-  // longest; padding has no targets).
+  // Input embeddings [B, T, D] of a batch of sequences, zero-padded to the longest.
+  Tensor embed_batch(const std::vector<const SequenceLayout*>& layouts,
+                     const std::vector<const std::vector<MediaInput>*>& inputs) const;
+  // Mean next-token cross-entropy over the target tokens of a batch, from its embeddings
+  // (embed_batch); padding has no targets and its positions continue past each sequence.
+  Tensor decoder_loss(const std::vector<const SequenceLayout*>& layouts,
+                      const Tensor& embeddings) const;
+  // decoder_loss(layouts, embed_batch(layouts, inputs)).
   Tensor loss(const std::vector<const SequenceLayout*>& layouts,
               const std::vector<const std::vector<MediaInput>*>& inputs) const;
   // Greedy continuation of a sequence that ends in an open assistant turn, up to max_tokens or

@@ -80,18 +80,26 @@ struct Example {
   std::vector<MediaInput> inputs;
 };
 
+MediaInput media_input(PartKind kind, const Tensor& mel, const Tensor& pixels,
+                       std::vector<double> frame_times = {}) {
+  MediaInput input;
+  input.kind = kind;
+  input.mel = mel;
+  input.pixels = pixels;
+  input.frame_times = std::move(frame_times);
+  return input;
+}
+
 Example rich_example(uint64_t seed) {
   Example e{parse(R"({"messages":[{"role":"user","content":[
       {"type":"input_audio","path":"a.wav"},{"type":"image","path":"b.png"},
       {"type":"video","path":"c.mp4"},{"type":"text","text":"무엇이 보이나요?"}]},
       {"role":"assistant","content":"빨간 원"}]})"),
             {}};
-  e.inputs.push_back({.kind = PartKind::audio, .mel = random_tensor({8, 90}, seed)});
-  e.inputs.push_back({.kind = PartKind::image, .pixels = random_tensor({3, 16, 24}, seed + 1)});
-  e.inputs.push_back({.kind = PartKind::video,
-                      .mel = random_tensor({8, 150}, seed + 2),
-                      .pixels = random_tensor({3, 3, 8, 8}, seed + 3),
-                      .frame_times = {0.0, 0.5, 1.0}});
+  e.inputs.push_back(media_input(PartKind::audio, random_tensor({8, 90}, seed), Tensor()));
+  e.inputs.push_back(media_input(PartKind::image, Tensor(), random_tensor({3, 16, 24}, seed + 1)));
+  e.inputs.push_back(media_input(PartKind::video, random_tensor({8, 150}, seed + 2),
+                                 random_tensor({3, 3, 8, 8}, seed + 3), {0.0, 0.5, 1.0}));
   return e;
 }
 
@@ -182,9 +190,11 @@ TEST(OmniModel, EmbedSplicesEncoderOutputsIntoTheSequence) {
   std::vector<bool> is_media(layout.size(), false);
   for (const MediaSlice& s : layout.slices)
     for (int64_t i = s.start; i < s.start + s.count; ++i) is_media[i] = true;
-  for (int64_t i = 0; i < layout.size(); ++i)
-    if (!is_media[i])
+  for (int64_t i = 0; i < layout.size(); ++i) {
+    if (!is_media[i]) {
       EXPECT_EQ(max_abs_diff(slice(embedded, 0, i, i + 1), slice(tokens, 0, i, i + 1)), 0.0) << i;
+    }
+  }
 }
 
 TEST(OmniModel, PaddedBatchLossEqualsTheTokenWeightedMeanOfSingles) {
