@@ -2,10 +2,18 @@
 // alternation so that both see the same machine state.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <vector>
 
 namespace nuri::bench {
+
+using Clock = std::chrono::steady_clock;
+
+// Seconds from `start` to now.
+inline double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 // The median of `values` (the upper one of the middle two for an even count).
 double median(std::vector<double> values);

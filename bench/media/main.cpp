@@ -26,6 +26,7 @@
 
 #include "bench/timing.h"
 #include "kernels/error.h"
+#include "kernels/file_io.h"
 #include "media/audio.h"
 #include "media/mel.h"
 #include "media/video.h"
@@ -393,14 +394,7 @@ int run(const Options& opt) {
               ok ? "all agree" : "MISMATCHES above");
 
   if (!opt.json_path.empty()) {
-    const std::string tmp = opt.json_path + ".tmp";
-    {
-      std::ofstream file(tmp);
-      NURI_CHECK(file.good(), "cannot write ", tmp);
-      file << out.dump(2) << "\n";
-      NURI_CHECK(file.good(), "error writing ", tmp);
-    }
-    fs::rename(tmp, opt.json_path);
+    write_file_atomic(opt.json_path, out.dump(2) + "\n");
   }
   return ok ? 0 : 1;
 }

@@ -41,11 +41,8 @@ extern "C" void openblas_set_num_threads(int);
 namespace nuri {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using bench::Clock;
+using bench::seconds_since;
 
 // The four input shapes of the corpus's tasks.
 enum class Kind { speech, image, video, spoken_image_question };

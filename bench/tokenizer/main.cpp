@@ -21,6 +21,7 @@
 #include "bench/timing.h"
 #include "encoders/tokenizer.h"
 #include "kernels/error.h"
+#include "kernels/file_io.h"
 
 namespace nuri::bench {
 namespace {
@@ -240,14 +241,7 @@ int main(int argc, char** argv) {
     nlohmann::json out = {{"threads", opt.threads}, {"results", nlohmann::json::array()}};
     for (int vocab_size : opt.vocab_sizes) out["results"].push_back(run(opt, vocab_size, heldout));
     if (!opt.json_path.empty()) {
-      const std::string tmp = opt.json_path + ".tmp";
-      {
-        std::ofstream file(tmp);
-        NURI_CHECK(file.good(), "cannot write ", tmp);
-        file << out.dump(2) << "\n";
-        NURI_CHECK(file.good(), "error writing ", tmp);
-      }
-      std::filesystem::rename(tmp, opt.json_path);
+      nuri::write_file_atomic(opt.json_path, out.dump(2) + "\n");
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nuri-bench-tokenizer: error: %s\n", e.what());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "decoder/model.h"
+#include "tests/common/compare.h"
 #include "tests/common/temp_dir.h"
 
 namespace nuri::test {
@@ -45,17 +46,6 @@ inline Tensor token_ids(int64_t b, int64_t t, int64_t vocab, uint32_t seed) {
     id = static_cast<int32_t>((state >> 8) % static_cast<uint32_t>(vocab));
   }
   return Tensor::from_data<int32_t>(ids, {b, t});
-}
-
-// max |a - b| / max |b| over two tensors of one shape.
-inline double relative_max_diff(const Tensor& a, const Tensor& b) {
-  const std::vector<float> x = a.to_vector(), y = b.to_vector();
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    diff = std::max(diff, std::abs(static_cast<double>(x[i]) - y[i]));
-    scale = std::max(scale, std::abs(static_cast<double>(y[i])));
-  }
-  return diff / scale;
 }
 
 }  // namespace nuri::test

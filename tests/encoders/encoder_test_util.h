@@ -17,6 +17,7 @@
 #include "kernels/ops/random.h"
 #include "kernels/ops/reduce.h"
 #include "kernels/parameter.h"
+#include "tests/common/compare.h"
 #include "tests/common/temp_dir.h"
 
 namespace nuri::test {
@@ -27,18 +28,6 @@ inline Tensor random_tensor(const Shape& shape, uint64_t seed) {
   Generator gen{seed, 0};
   normal_(x, gen);
   return x;
-}
-
-// max |a - b| / max |b| over two tensors of one shape.
-inline double relative_max_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const std::vector<float> x = a.to_vector(), y = b.to_vector();
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    diff = std::max(diff, std::abs(static_cast<double>(x[i]) - y[i]));
-    scale = std::max(scale, std::abs(static_cast<double>(y[i])));
-  }
-  return diff / scale;
 }
 
 // sum(forward() * cotangent) as a double, recorded nowhere.

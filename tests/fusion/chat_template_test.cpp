@@ -7,15 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.h"
+#include "tests/fusion/fusion_test_util.h"
 
 namespace nuri::test {
 namespace {
-
-const Tokenizer& tokenizer() {
-  static const Tokenizer t =
-      Tokenizer::load(std::string(NURI_SOURCE_DIR) + "/tests/data/tokenizer/tokenizer.json");
-  return t;
-}
 
 int32_t id(const char* token) {
   return *tokenizer().token_to_id(token);
@@ -109,8 +104,11 @@ TEST(ChatTemplate, ImageTakesGridPositionsAndAudioOneIdPer40ms) {
   const Conversation c = parse(R"({"messages":[{"role":"user","content":[
       {"type":"image","path":"i.png"},{"type":"input_audio","path":"a.wav"}]},
       {"role":"assistant","content":"ok"}]})");
-  MediaShape image{.kind = PartKind::image, .grid_h = 2, .grid_w = 3};
-  MediaShape audio{.kind = PartKind::audio, .audio_tokens = 4, .seconds_per_audio_token = 0.08};
+  MediaShape image{.kind = PartKind::image, .grid_h = 2, .grid_w = 3, .slice_times = {}};
+  MediaShape audio{.kind = PartKind::audio,
+                   .audio_tokens = 4,
+                   .seconds_per_audio_token = 0.08,
+                   .slice_times = {}};
   const SequenceLayout s = chat.layout(c, {image, audio});
   // <|im_start|> <|user|> <|image_start|> = positions 0..2; the grid starts at id 3.
   ASSERT_EQ(s.ids[2], id("<|image_start|>"));
@@ -173,7 +171,9 @@ TEST(ChatTemplate, ShapesMustMatchTheMedia) {
   const Conversation c = parse(R"({"messages":[{"role":"user","content":[
       {"type":"image","path":"i.png"}]}]})");
   EXPECT_THROW(chat.layout(c, {}), Error);
-  EXPECT_THROW(chat.layout(c, {MediaShape{.kind = PartKind::audio, .audio_tokens = 3}}), Error);
+  EXPECT_THROW(
+      chat.layout(c, {MediaShape{.kind = PartKind::audio, .audio_tokens = 3, .slice_times = {}}}),
+      Error);
 }
 
 }  // namespace

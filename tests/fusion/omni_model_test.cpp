@@ -13,15 +13,10 @@
 #include "kernels/ops/random.h"
 #include "kernels/ops/shape.h"
 #include "tests/common/temp_dir.h"
+#include "tests/fusion/fusion_test_util.h"
 
 namespace nuri::test {
 namespace {
-
-const Tokenizer& tokenizer() {
-  static const Tokenizer t =
-      Tokenizer::load(std::string(NURI_SOURCE_DIR) + "/tests/data/tokenizer/tokenizer.json");
-  return t;
-}
 
 OmniConfig tiny_config() {
   OmniConfig c;

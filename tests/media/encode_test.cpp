@@ -15,23 +15,11 @@
 #include "media/audio.h"
 #include "media/image.h"
 #include "media/video.h"
+#include "tests/common/ffprobe.h"
 #include "tests/common/temp_dir.h"
 
 namespace nuri {
 namespace {
-
-// ffprobe's JSON description of a file's streams and format.
-nlohmann::json probe(const std::string& path) {
-  const std::string command =
-      "ffprobe -v error -print_format json -show_streams -show_format '" + path + "' 2>/dev/null";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
-  EXPECT_TRUE(pipe) << command;
-  std::string text;
-  char buffer[4096];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), pipe.get())) > 0;)
-    text.append(buffer, n);
-  return nlohmann::json::parse(text);
-}
 
 // A width x height RGB image whose pixel (x, y) is (x, y, 255 - x) mod 256.
 Image gradient(int64_t height, int64_t width) {
@@ -127,7 +115,7 @@ TEST(SaveVideo, WritesMpeg4AndAacWithTheirDurations) {
   save_video(dir.file("a.mp4"), frames, 8, audio);
   EXPECT_EQ(dir.listing(), std::vector<std::string>{"a.mp4"});
 
-  const nlohmann::json info = probe(dir.file("a.mp4"));
+  const nlohmann::json info = test::ffprobe(dir.file("a.mp4"));
   ASSERT_EQ(info["streams"].size(), 2u);
   const nlohmann::json& video = info["streams"][0];
   const nlohmann::json& sound = info["streams"][1];
@@ -145,7 +133,7 @@ TEST(SaveVideo, WritesMpeg4AndAacWithTheirDurations) {
 TEST(SaveVideo, SilentVideoHasOneStream) {
   test::TempDir dir;
   save_video(dir.file("a.mp4"), std::vector<Image>(5, gradient(32, 32)), 2.5);
-  const nlohmann::json info = probe(dir.file("a.mp4"));
+  const nlohmann::json info = test::ffprobe(dir.file("a.mp4"));
   ASSERT_EQ(info["streams"].size(), 1u);
   EXPECT_EQ(info["streams"][0]["codec_type"], "video");
   EXPECT_NEAR(std::stod(info["streams"][0]["duration"].get<std::string>()), 2.0, 1e-3);

@@ -21,6 +21,7 @@
 
 #include "kernels/error.h"
 #include "kernels/file_io.h"
+#include "tests/common/ffprobe.h"
 #include "tests/common/temp_dir.h"
 
 namespace nuri {
@@ -71,19 +72,6 @@ std::vector<std::pair<std::string, std::string>> media_parts(const json& line) {
     }
   }
   return parts;
-}
-
-// ffprobe's JSON description of a file's streams and format.
-json probe(const std::string& path) {
-  const std::string command =
-      "ffprobe -v error -print_format json -show_streams -show_format '" + path + "' 2>/dev/null";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
-  EXPECT_TRUE(pipe) << command;
-  std::string text;
-  char buffer[4096];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), pipe.get())) > 0;)
-    text.append(buffer, n);
-  return json::parse(text);
 }
 
 // RGB of the corpus's colour names (the drawing's palette, restated for the check).
@@ -270,7 +258,7 @@ TEST_F(SynthCorpus, VideosHaveMpeg4VideoAndAacSound) {
   for (const json& line : read_manifest(fs::path(root_) / "train.jsonl")) {
     for (const auto& [type, path] : media_parts(line)) {
       if (type != "video") continue;
-      const json info = probe((fs::path(root_) / path).string());
+      const json info = test::ffprobe((fs::path(root_) / path).string());
       ASSERT_EQ(info["streams"].size(), 2u) << path;
       EXPECT_EQ(info["streams"][0]["codec_name"], "mpeg4") << path;
       EXPECT_EQ(info["streams"][0]["width"], 64) << path;
