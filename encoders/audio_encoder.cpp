@@ -87,7 +87,8 @@ AudioEncoder::AudioEncoder(const AudioEncoderConfig& config) : config_(config) {
                                             config_.layer_norm_eps));
   }
   norm_ = LayerNorm::add(params_, "audio_encoder.norm", d, config_.layer_norm_eps);
-  projector_ = Mlp::add(params_, "audio_projector", d, config_.output_size, config_.output_size);
+  projector_ =
+      Projector::add(params_, "audio_projector", d, config_.output_size, config_.output_size);
 }
 
 void AudioEncoder::init(Generator& generator) {

@@ -6,8 +6,9 @@
 // own; then pre-LayerNorm transformer blocks whose attention is block-causal over chunks (a frame
 // sees its chunk and every earlier chunk) with RoPE on the absolute frame index after the
 // stride; a final LayerNorm; average pooling by pool_stride; and an MLP projector (linear, GELU,
-// linear) to output_size. Since neither the stem nor attention lets a chunk see a later one,
-// encoding chunk by chunk (AudioEncoderStream) gives the same tokens as encoding the whole input.
+// linear, RMSNorm) to output_size. Since neither the stem nor attention lets a chunk see a later
+// one, encoding chunk by chunk (AudioEncoderStream) gives the same tokens as encoding the whole
+// input.
 //
 // Token rule: a final partial chunk of r frames is zero-padded to the next multiple of
 // 2 * pool_stride frames, so F frames give ceil(F / (2 * pool_stride)) tokens.
@@ -77,7 +78,7 @@ struct AudioEncoderConfig {
 // audio_encoder.conv1.{weight,bias}, audio_encoder.conv2.{weight,bias},
 // audio_encoder.layers.N.{input_layernorm, self_attn.{q,k,v,o}_proj, post_attention_layernorm,
 // mlp.fc1, mlp.fc2}.{weight,bias}, audio_encoder.norm.{weight,bias},
-// audio_projector.{fc1,fc2}.{weight,bias}.
+// audio_projector.{fc1,fc2}.{weight,bias}, audio_projector.norm.weight.
 class AudioEncoder {
  public:
   // Allocates every parameter (f32, CPU, zero); call init() or load() next.
@@ -120,7 +121,7 @@ class AudioEncoder {
   size_t conv1_weight_ = 0, conv1_bias_ = 0, conv2_weight_ = 0, conv2_bias_ = 0;
   std::vector<TransformerBlock> blocks_;
   LayerNorm norm_;
-  Mlp projector_;
+  Projector projector_;
 };
 
 // Encodes one live audio stream chunk by chunk: mel frames arrive in pieces of any size and each

@@ -102,6 +102,18 @@ Tensor Mlp::forward(const ParameterList& params, const Tensor& x) const {
   return fc2.forward(params, gelu(fc1.forward(params, x)));
 }
 
+Projector Projector::add(ParameterList& params, const std::string& prefix, int64_t in,
+                         int64_t hidden, int64_t out) {
+  Projector projector;
+  projector.mlp = Mlp::add(params, prefix, in, hidden, out);
+  projector.norm = params.add(prefix + ".norm.weight", {out}, ParameterList::Init::ones);
+  return projector;
+}
+
+Tensor Projector::forward(const ParameterList& params, const Tensor& x) const {
+  return rms_norm(mlp.forward(params, x), params[norm], eps);
+}
+
 std::pair<Tensor, Tensor> KeyValueBuffer::append(const Tensor& k, const Tensor& v) {
   NURI_CHECK(k.dim() == 4 && k.size(0) == 1 && v.shape() == k.shape(),
              "key/value buffer: expected keys and values [1, T, H, Dh] of one shape, got ",

@@ -68,13 +68,27 @@ struct LayerNorm {
   Tensor forward(const ParameterList& params, const Tensor& x) const;
 };
 
-// fc2(gelu(fc1(x))): the transformer MLP and the projectors to the decoder width.
+// fc2(gelu(fc1(x))): the transformer MLP.
 struct Mlp {
   Linear fc1, fc2;
 
   // Adds `prefix`.fc1 (in -> hidden) and `prefix`.fc2 (hidden -> out).
   static Mlp add(ParameterList& params, const std::string& prefix, int64_t in, int64_t hidden,
                  int64_t out);
+  Tensor forward(const ParameterList& params, const Tensor& x) const;
+};
+
+// The projector to the decoder width: an Mlp whose output is RMS-normalised per token with a
+// learned gain. The decoder normalises its inputs, so nothing else bounds an encoder token's
+// scale; left free, training grows a shared component of every token until what the image or
+// sound adds is a vanishing part of it.
+struct Projector {
+  Mlp mlp;
+  size_t norm = 0;
+  float eps = 1e-6f;
+  // Adds `prefix`.fc1, `prefix`.fc2 and `prefix`.norm.weight (ones).
+  static Projector add(ParameterList& params, const std::string& prefix, int64_t in, int64_t hidden,
+                       int64_t out);
   Tensor forward(const ParameterList& params, const Tensor& x) const;
 };
 

@@ -85,7 +85,7 @@ VisionEncoder::VisionEncoder(const VisionEncoderConfig& config) : config_(config
                                             config_.layer_norm_eps));
   }
   norm_ = LayerNorm::add(params_, "vision_encoder.norm", d, config_.layer_norm_eps);
-  projector_ = Mlp::add(params_, "vision_projector", merged, merged, config_.output_size);
+  projector_ = Projector::add(params_, "vision_projector", merged, merged, config_.output_size);
 }
 
 void VisionEncoder::init(Generator& generator) {

@@ -10,7 +10,7 @@
 // the second half by its column, each half a rotate-half RoPE with the full frequency range. A
 // final LayerNorm, then every merge_size x merge_size square of neighbouring patches is
 // concatenated (row-major within the square) into one vector of merge_size^2 x D, which an MLP
-// projector (linear, GELU, linear) maps to output_size.
+// projector (linear, GELU, linear, RMSNorm) maps to output_size.
 //
 // Output tokens come in raster order of the merged grid: an H x W image gives
 // (H / (patch_size x merge_size)) x (W / (patch_size x merge_size)) tokens.
@@ -98,7 +98,8 @@ Tensor prepare_video(const std::vector<Image>& frames, const VisionEncoderConfig
 // vision_encoder.patch_embed.{weight [D, patch_dim], bias}, vision_encoder.layers.N.{
 // input_layernorm, self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.fc1,
 // mlp.fc2}.{weight,bias}, vision_encoder.norm.{weight,bias},
-// vision_projector.{fc1 [4D, 4D], fc2 [output_size, 4D]}.{weight,bias} (4 = merge_size^2).
+// vision_projector.{fc1 [4D, 4D], fc2 [output_size, 4D]}.{weight,bias} (4 = merge_size^2),
+// vision_projector.norm.weight [output_size].
 //
 // The encode calls record on the active tape for training; run them inside a NoGradScope for
 // inference.
@@ -145,7 +146,7 @@ class VisionEncoder {
   Linear patch_embed_;
   std::vector<TransformerBlock> blocks_;
   LayerNorm norm_;
-  Mlp projector_;
+  Projector projector_;
 };
 
 }  // namespace nuri

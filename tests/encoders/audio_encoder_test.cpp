@@ -61,6 +61,7 @@ TEST(AudioEncoder, ParameterNamesAndShapes) {
       {"audio_encoder.norm.weight", {16}},         {"audio_encoder.norm.bias", {16}},
       {"audio_projector.fc1.weight", {12, 16}},    {"audio_projector.fc1.bias", {12}},
       {"audio_projector.fc2.weight", {12, 12}},    {"audio_projector.fc2.bias", {12}},
+      {"audio_projector.norm.weight", {12}},
   };
   for (int i = 0; i < 2; ++i) {
     const std::string p = "audio_encoder.layers." + std::to_string(i) + ".";

@@ -88,7 +88,8 @@ TEST(VisionEncoder, ParameterNamesAndShapes) {
   EXPECT_EQ(actual.at("vision_encoder.norm.weight"), (Shape{16}));
   EXPECT_EQ(actual.at("vision_projector.fc1.weight"), (Shape{64, 64}));
   EXPECT_EQ(actual.at("vision_projector.fc2.weight"), (Shape{12, 64}));
-  EXPECT_EQ(actual.size(), 2u + 2 * 16 + 2 + 4);
+  EXPECT_EQ(actual.at("vision_projector.norm.weight"), (Shape{12}));
+  EXPECT_EQ(actual.size(), 2u + 2 * 16 + 2 + 5);
 }
 
 TEST(VisionEncoder, TokenCounts) {

@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "kernels/autograd.h"
 #include "kernels/error.h"
 #include "kernels/file_io.h"
+#include "kernels/ops/shape.h"
 #include "tests/train/train_test_util.h"
 #include "train/evaluation.h"
 #include "train/files.h"
@@ -233,6 +235,45 @@ TEST(OmniEval, ScoringHelpers) {
   EXPECT_EQ(edit_distance(characters("사과"), characters("사과")), 0);
   EXPECT_EQ(edit_distance(words("a b c"), words("a c")), 1);
   EXPECT_EQ(edit_distance(characters(""), characters("abc")), 3);
+}
+
+}  // namespace
+}  // namespace nuri::test
+
+namespace nuri::test {
+namespace {
+
+// Two different images must change the model's prediction after them: the decoded pixels reach
+// the vision encoder and its tokens reach the decoder.
+TEST(OmniData, DifferentImagesGiveDifferentPredictions) {
+  REQUIRE_MEDIA();
+  const std::string dir = fresh_dir("omni-images");
+  const TrainConfig config = parse_train_config(omni_config_json(dir, "m.jsonl", 3), {}, "test");
+  const Tokenizer tokenizer =
+      Tokenizer::load(std::string(NURI_SOURCE_DIR) + "/tests/data/tokenizer/tokenizer.json");
+  OmniModel model(omni_config(config, tokenizer));
+  Generator generator{3, 0};
+  model.init(generator);
+  const ChatTemplate chat(tokenizer);
+  std::vector<std::vector<float>> predictions;
+  for (const char* image : {"pattern.png", "pattern_gray.png"}) {
+    const Conversation conversation = conversation_from_json(
+        nlohmann::json::parse(R"({"messages":[{"role":"user","content":[{"type":"image","path":")" +
+                              media(image) + R"("},{"type":"text","text":"colour?"}]}]})"),
+        "/", "test");
+    const std::vector<MediaInput> inputs = decode_media(conversation, model.config(), {});
+    const SequenceLayout layout = chat.layout(conversation, model.shapes_of(inputs), true);
+    NoGradScope no_grad;
+    const Tensor hidden = model.decoder().forward_hidden(
+        model.embed(layout, inputs),
+        Tensor::from_data<int32_t>(layout.positions, {3, layout.size()}));
+    predictions.push_back(
+        model.decoder().logits(slice(hidden, 1, layout.size() - 1, layout.size())).to_vector());
+  }
+  double diff = 0;
+  for (size_t i = 0; i < predictions[0].size(); ++i)
+    diff = std::max(diff, std::abs(double(predictions[0][i]) - predictions[1][i]));
+  EXPECT_GT(diff, 1e-3);
 }
 
 }  // namespace
