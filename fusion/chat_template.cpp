@@ -26,6 +26,7 @@ struct Builder {
   std::vector<int32_t> t, h, w;
   std::vector<bool> learn;  // whether the token at this position is a target of the previous one
   int32_t next = 0;         // the position of the next text token
+  int32_t top = -1;         // the largest position id used so far
 
   void token(int32_t id, bool target) {
     out.ids.push_back(id);
@@ -33,6 +34,7 @@ struct Builder {
     h.push_back(next);
     w.push_back(next);
     learn.push_back(target);
+    top = std::max(top, next);
     ++next;
   }
   // A media row at (dt, dh, dw) relative to the span's first id `base`.
@@ -42,17 +44,14 @@ struct Builder {
     h.push_back(base + dh);
     w.push_back(base + dw);
     learn.push_back(false);
+    top = std::max({top, base + dt, base + dh, base + dw});
   }
   // Records rows [first, first + count) of a media item's tokens placed at sequence offset start.
   void slice(int64_t media, bool audio, int64_t first, int64_t count, int64_t start) {
     if (count > 0) out.slices.push_back({media, audio, first, count, start});
   }
   // Continues text one past the largest id used so far.
-  void close_span() {
-    int32_t top = next - 1;
-    for (size_t i = 0; i < t.size(); ++i) top = std::max({top, t[i], h[i], w[i]});
-    next = top + 1;
-  }
+  void close_span() { next = std::max(next, top + 1); }
 };
 
 }  // namespace

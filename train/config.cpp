@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "fusion/omni_model.h"
 #include "kernels/error.h"
 
 namespace nuri {
@@ -85,6 +86,13 @@ void apply_override(nlohmann::json& config, const std::string& assignment,
   }
 }
 
+// Every module's learning-rate factor, 1 by default.
+nlohmann::json module_lr_scales() {
+  nlohmann::json scales = nlohmann::json::object();
+  for (const char* module : kOmniModules) scales[module] = 1.0;
+  return scales;
+}
+
 // An encoder's section of the model schema: its config keys except the output width (the
 // decoder's hidden size), and whether the model has it.
 nlohmann::json encoder_schema(nlohmann::json keys) {
@@ -139,7 +147,8 @@ nlohmann::json default_train_config() {
         {"beta2", 0.95},
         {"eps", 1e-8},
         {"weight_decay", 0.1},
-        {"grad_clip", 1.0}}},
+        {"grad_clip", 1.0},
+        {"lr_scale", module_lr_scales()}}},
       {"schedule", {{"warmup_steps", 0}, {"min_lr_ratio", 0.1}}},
       {"train",
        {{"steps", 100},
@@ -217,6 +226,11 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   const auto& o = json["optim"];
   c.optim.adamw = {o["lr"], o["beta1"], o["beta2"], o["eps"], o["weight_decay"]};
   c.optim.grad_clip = o["grad_clip"];
+  for (const auto& [module, factor] : o["lr_scale"].items()) {
+    NURI_CHECK(factor.get<double>() > 0, origin, ": key 'optim.lr_scale.", module,
+               "' must be positive, got ", factor.dump());
+    c.optim.lr_scale[module] = factor;
+  }
   const auto& s = json["schedule"];
   c.schedule.warmup_steps = s["warmup_steps"];
   c.schedule.min_lr_ratio = s["min_lr_ratio"];

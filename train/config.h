@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -44,6 +45,9 @@ struct TrainConfig {
   struct Optim {
     AdamWOptions adamw;
     float grad_clip = 1.0f;  // max global L2 norm; 0 disables clipping
+    // Learning-rate factor per module (fusion/omni_model.h kOmniModules); a text model is all
+    // "decoder".
+    std::map<std::string, double> lr_scale;
   } optim;
 
   struct Schedule {

@@ -75,23 +75,14 @@ DecodedItem decode_item(const ContentPart& part, const OmniConfig& config,
   return item;
 }
 
-// u8 [.., H, W, 3] frames -> normalised f32 [3, H, W] (one frame, as an image) or [T, 3, H, W].
-Tensor pixels_of(const std::vector<Image>& frames, bool video) {
-  const int64_t h = frames[0].height, w = frames[0].width, t = static_cast<int64_t>(frames.size());
-  if (!video) return image_to_pixels(frames[0]);
-  Tensor out = Tensor::empty({t, 3, h, w});
-  for (int64_t f = 0; f < t; ++f) {
-    const Tensor one = image_to_pixels(frames[f]);
-    std::memcpy(out.data<float>() + f * 3 * h * w, one.data<float>(), one.nbytes());
-  }
-  return out;
-}
-
-MediaInput input_of(const DecodedItem& item) {
+// The model's input for a decoded item: its frames (already on the encoder's grid) normalised.
+MediaInput input_of(const DecodedItem& item, const OmniConfig& config) {
   MediaInput input;
   input.kind = item.kind;
   input.mel = item.mel;
-  if (!item.frames.empty()) input.pixels = pixels_of(item.frames, item.kind == PartKind::video);
+  if (!item.frames.empty())
+    input.pixels = item.kind == PartKind::video ? prepare_video(item.frames, *config.vision)
+                                                : prepare_image(item.frames[0], *config.vision);
   input.frame_times.assign(item.times.begin(), item.times.end());
   return input;
 }
@@ -156,7 +147,7 @@ std::vector<MediaInput> decode_media(const Conversation& conversation, const Omn
                                      const MediaDecodeOptions& options) {
   std::vector<MediaInput> out;
   for (const ContentPart* part : conversation.media())
-    out.push_back(input_of(decode_item(*part, config, options)));
+    out.push_back(input_of(decode_item(*part, config, options), config));
   return out;
 }
 
@@ -197,7 +188,7 @@ PackSummary pack_manifest(const PackOptions& options, const OmniModel& model,
         std::vector<MediaInput> inputs;
         for (const ContentPart* part : entries[i].conversation.media()) {
           decoded[i - begin].push_back(decode_item(*part, config, options.media));
-          inputs.push_back(input_of(decoded[i - begin].back()));
+          inputs.push_back(input_of(decoded[i - begin].back(), config));
         }
         layouts[i - begin] = chat.layout(entries[i].conversation, model.shapes_of(inputs));
       } catch (const std::exception& e) {
@@ -275,7 +266,7 @@ PackSummary pack_manifest(const PackOptions& options, const OmniModel& model,
 
 PackedDataset::PackedDataset(const std::string& dir, const OmniConfig& config,
                              const std::string& tokenizer_fingerprint)
-    : dir_(dir) {
+    : dir_(dir), config_(config) {
   const std::string index_path = (fs::path(dir) / "index.json").string();
   const nlohmann::json index = nlohmann::json::parse(read_file(index_path), nullptr, false);
   NURI_CHECK(!index.is_discarded() && index.is_object(), index_path, ": not valid JSON");
@@ -341,7 +332,7 @@ OmniSample PackedDataset::sample(int64_t i) const {
       const Tensor t = shard.tensor(prefix + ".times");
       item.times.assign(t.data<float>(), t.data<float>() + t.numel());
     }
-    out.media.push_back(input_of(item));
+    out.media.push_back(input_of(item, config_));
   }
   return out;
 }

@@ -88,6 +88,7 @@ class PackedDataset {
     std::string task, answer, where;
   };
   std::string dir_;
+  OmniConfig config_;
   std::vector<SafetensorsFile> shards_;
   std::vector<Entry> entries_;
   int64_t skipped_ = 0;

@@ -161,6 +161,7 @@ TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& opt
   };
   job.save_model = [&](const std::string& path) { model.save(path); };
   job.load_model = [&](const std::string& path) { model.load(path); };
+  job.module_of = OmniModel::module_of;
   job.model_config = oc.to_json();
   int64_t parameters = 0, trainable = 0;
   for (const NamedParameter& p : model.parameters()) {

@@ -42,8 +42,15 @@ double warmup_cosine_lr(int64_t step, int64_t total_steps, int64_t warmup_steps,
   return peak_lr * (min_ratio + (1.0 - min_ratio) * cosine);
 }
 
-AdamW::AdamW(std::vector<NamedParameter>& parameters, const AdamWOptions& options, float grad_clip)
-    : parameters_(parameters), options_(options), grad_clip_(grad_clip) {
+AdamW::AdamW(std::vector<NamedParameter>& parameters, const AdamWOptions& options, float grad_clip,
+             std::vector<float> lr_scales)
+    : parameters_(parameters),
+      options_(options),
+      grad_clip_(grad_clip),
+      lr_scales_(lr_scales.empty() ? std::vector<float>(parameters.size(), 1.0f)
+                                   : std::move(lr_scales)) {
+  NURI_CHECK(lr_scales_.size() == parameters_.size(), "adamw: ", lr_scales_.size(),
+             " learning-rate factors for ", parameters_.size(), " parameters");
   for (const auto& p : parameters_) {
     exp_avg_.push_back(Tensor::zeros(p.tensor.shape()));
     exp_avg_sq_.push_back(Tensor::zeros(p.tensor.shape()));
@@ -80,7 +87,7 @@ StepResult AdamW::step(double lr) {
       for (int64_t j = 0; j < n; ++j) g[j] *= clip;
     }
     AdamWOptions options = options_;
-    options.lr = static_cast<float>(lr);
+    options.lr = static_cast<float>(lr) * lr_scales_[i];
     if (param.dim() < 2) options.weight_decay = 0;
     adamw_step(param, grad, exp_avg_[i], exp_avg_sq_[i], options, step_);
     param.clear_grad();

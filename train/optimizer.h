@@ -24,8 +24,10 @@ struct StepResult {
 
 class AdamW {
  public:
-  // States for every parameter; weight decay applies to matrices only (not norms).
-  AdamW(std::vector<NamedParameter>& parameters, const AdamWOptions& options, float grad_clip);
+  // States for every parameter; weight decay applies to matrices only (not norms). Parameter i
+  // learns at lr * lr_scales[i] (all 1 when lr_scales is empty).
+  AdamW(std::vector<NamedParameter>& parameters, const AdamWOptions& options, float grad_clip,
+        std::vector<float> lr_scales = {});
 
   // Clips the accumulated gradients to the global norm, updates every parameter at learning
   // rate `lr`, and clears the gradients. A non-finite norm skips the update (and still clears).
@@ -42,6 +44,7 @@ class AdamW {
   std::vector<NamedParameter>& parameters_;
   AdamWOptions options_;
   float grad_clip_;
+  std::vector<float> lr_scales_;
   int64_t step_ = 0;
   std::vector<Tensor> exp_avg_, exp_avg_sq_;
 };

@@ -62,7 +62,11 @@ DecoderConfig decoder_config(const TrainConfig& config, const Tokenizer& tokeniz
 TrainSummary run_training(const TrainConfig& config, const TrainOptions& options, TrainingJob& job,
                           const Tokenizer& tokenizer) {
   const auto& tc = config.train;
-  AdamW optimizer(job.parameters, config.optim.adamw, config.optim.grad_clip);
+  std::vector<float> lr_scales;
+  for (const NamedParameter& p : job.parameters)
+    lr_scales.push_back(static_cast<float>(
+        config.optim.lr_scale.at(job.module_of ? job.module_of(p.name) : "decoder")));
+  AdamW optimizer(job.parameters, config.optim.adamw, config.optim.grad_clip, lr_scales);
   TrainerState state;
   state.seed = tc.seed;
   if (!options.resume.empty()) {

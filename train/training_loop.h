@@ -31,6 +31,8 @@ struct TrainingJob {
   std::function<std::string(const nlohmann::json&)> describe_eval;
   std::function<void(const std::string& path)> save_model;  // model.safetensors
   std::function<void(const std::string& path)> load_model;
+  // The module (optim.lr_scale's key) a parameter belongs to; empty: every one is "decoder".
+  std::function<std::string(const std::string& name)> module_of;
   nlohmann::json model_config;  // config.json; a resumed checkpoint's must be equal
   std::string description;      // logged once: parameters, layers, ...
 };

@@ -75,6 +75,24 @@ TEST(TrainConfig, SetOverridesKeys) {
             std::string::npos);
 }
 
+TEST(TrainConfig, LearningRateFactorsPerModule) {
+  auto json = test::tiny_config("/tmp/x", 5);
+  json["optim"]["lr_scale"] = {{"vision_encoder", 0.1}};
+  const auto c = parse_train_config(json, {}, "cfg");
+  EXPECT_DOUBLE_EQ(c.optim.lr_scale.at("vision_encoder"), 0.1);
+  EXPECT_DOUBLE_EQ(c.optim.lr_scale.at("decoder"), 1.0);  // a default
+  json["optim"]["lr_scale"] = {{"vision_tower", 0.1}};
+  EXPECT_NE(error_of([&] {
+              parse_train_config(json, {}, "cfg");
+            }).find("unknown key 'optim.lr_scale.vision_tower'"),
+            std::string::npos);
+  json["optim"]["lr_scale"] = {{"audio_projector", 0}};
+  EXPECT_NE(error_of([&] {
+              parse_train_config(json, {}, "cfg");
+            }).find("'optim.lr_scale.audio_projector' must be positive"),
+            std::string::npos);
+}
+
 TEST(TrainConfig, InconsistentValuesAreErrors) {
   auto json = test::tiny_config("/tmp/x", 5);
   json["model"]["num_key_value_heads"] = 3;

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/error.h"
+
 namespace nuri {
 namespace {
 
@@ -68,6 +70,17 @@ TEST(AdamWOptimizer, DecaysMatricesOnly) {
   optimizer.step(0.1);
   EXPECT_NEAR(params.list[0].tensor.to_vector()[1], 2.0f * (1 - 0.05f), 1e-6);
   EXPECT_EQ(params.list[1].tensor.to_vector(), (std::vector<float>{1, 1}));
+}
+
+TEST(AdamWOptimizer, ScalesTheLearningRatePerParameter) {
+  Params params;
+  params.list[0].tensor.set_grad(Tensor::from_vector({1, 1, 1, 1}, {2, 2}));
+  params.list[1].tensor.set_grad(Tensor::from_vector({1, 1}, {2}));
+  AdamW optimizer(params.list, {.lr = 0.1f, .weight_decay = 0}, 0.0f, {1.0f, 0.25f});
+  optimizer.step(0.1);
+  EXPECT_NEAR(params.list[0].tensor.to_vector()[0], 1.0f - 0.1f, 1e-5);
+  EXPECT_NEAR(params.list[1].tensor.to_vector()[0], 1.0f - 0.025f, 1e-5);
+  EXPECT_THROW(AdamW(params.list, {}, 0.0f, {1.0f}), Error);
 }
 
 }  // namespace

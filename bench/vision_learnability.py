@@ -1,0 +1,124 @@
+#!/usr/bin/python3
+"""How fast encoder designs learn shapes from the synthetic corpus, in PyTorch on the CPU.
+
+Trains each design from scratch as a plain 7-way shape classifier on the `image_shape` images of
+a `nuri data synth` corpus (train split) and prints train and test accuracy as it goes. The ViT
+matches nuri's tiny vision encoder (14-pixel patches, 3 layers, 128 wide); the others add a
+convolutional stem or are a small CNN, to tell what the data lets an encoder learn at this size.
+
+Usage: bench/vision_learnability.py CORPUS_DIR [--steps N] [--designs vit,stem-max,cnn]
+Needs Debian's python3-torch and numpy, and ffmpeg to read the PNGs.
+"""
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from visual_tokens import load_pixels
+
+KOREAN_SHAPES = {"원": "circle", "사각형": "square", "삼각형": "triangle", "별": "star",
+                 "육각형": "hexagon", "십자가": "cross", "마름모": "diamond"}
+
+
+def shape_split(corpus, split):
+    images, labels = [], []
+    for line in open(f"{corpus}/{split}.jsonl", encoding="utf-8"):
+        sample = json.loads(line)
+        if sample["task"] != "image_shape":
+            continue
+        part = next(p for p in sample["messages"][0]["content"] if p["type"] == "image")
+        images.append(load_pixels(f"{corpus}/{part['path']}"))
+        labels.append(KOREAN_SHAPES.get(sample["answer"], sample["answer"]))
+    return torch.tensor(np.stack(images), dtype=torch.float32), labels
+
+
+class ViT(nn.Module):
+    """Patches (linear, or a conv stem max-pooled per patch), a pre-norm transformer, mean pool."""
+
+    def __init__(self, side, classes, stem_channels=0, patch=14, width=128, layers=3):
+        super().__init__()
+        self.patch = patch
+        self.stem = None
+        if stem_channels:
+            self.stem = nn.Sequential(nn.Conv2d(3, stem_channels, 3, padding=1), nn.GELU(),
+                                      nn.Conv2d(stem_channels, stem_channels, 3, padding=1),
+                                      nn.GELU())
+        inputs = stem_channels if stem_channels else 3 * patch * patch
+        self.embed = nn.Linear(inputs, width)
+        self.position = nn.Parameter(torch.randn((side // patch) ** 2, width) * 0.02)
+        block = nn.TransformerEncoderLayer(width, 4, 3 * width, 0.0, batch_first=True,
+                                           norm_first=True, activation="gelu")
+        self.blocks = nn.TransformerEncoder(block, layers)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x):
+        p = self.patch
+        if self.stem is not None:
+            tokens = nn.functional.max_pool2d(self.stem(x), p).flatten(2).transpose(1, 2)
+        else:
+            tokens = x.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5)
+            tokens = tokens.reshape(x.shape[0], -1, 3 * p * p)
+        hidden = self.blocks(self.embed(tokens) + self.position)
+        return self.head(self.norm(hidden).mean(1))
+
+
+class CNN(nn.Module):
+    """Four 3x3 conv + GELU + 2x2 max-pool stages, then a global max."""
+
+    def __init__(self, classes):
+        super().__init__()
+        stage = lambda i, o: nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GELU(),
+                                           nn.MaxPool2d(2))
+        self.features = nn.Sequential(stage(3, 32), stage(32, 64), stage(64, 128),
+                                      stage(128, 128))
+        self.head = nn.Linear(128, classes)
+
+    def forward(self, x):
+        return self.head(self.features(x).amax((2, 3)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--designs", default="vit,stem-max,cnn")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    train_x, train_names = shape_split(args.corpus, "train")
+    test_x, test_names = shape_split(args.corpus, "test")
+    names = sorted(set(train_names))
+    train_y = torch.tensor([names.index(n) for n in train_names])
+    test_y = torch.tensor([names.index(n) for n in test_names])
+    print(f"{len(train_y)} train and {len(test_y)} test images, {len(names)} shapes "
+          f"(chance {1 / len(names):.0%})")
+    side = train_x.shape[-1]
+    designs = {"vit": lambda: ViT(side, len(names)),
+               "stem-max": lambda: ViT(side, len(names), stem_channels=32),
+               "cnn": lambda: CNN(len(names))}
+    for design in args.designs.split(","):
+        torch.manual_seed(0)
+        model = designs[design]()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
+        start = time.time()
+        for step in range(1, args.steps + 1):
+            batch = torch.randint(0, len(train_y), (args.batch,))
+            loss = nn.functional.cross_entropy(model(train_x[batch]), train_y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step % 250 == 0 or step == args.steps:
+                with torch.no_grad():
+                    train_acc = (model(train_x).argmax(1) == train_y).float().mean().item()
+                    test_acc = (model(test_x).argmax(1) == test_y).float().mean().item()
+                print(f"{design:9s} step {step:5d}: train {train_acc:6.1%}  test {test_acc:6.1%}"
+                      f"  ({time.time() - start:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
