@@ -51,7 +51,7 @@ struct Builder {
     if (count > 0) out.slices.push_back({media, audio, first, count, start});
   }
   // Continues text one past the largest id used so far.
-  void close_span() { next = std::max(next, top + 1); }
+  void close_span() { next = top + 1; }  // top >= next - 1: every text token raises it
 };
 
 }  // namespace
