@@ -6,7 +6,7 @@ a `nuri data synth` corpus (train split) and prints train and test accuracy as i
 matches nuri's tiny vision encoder (14-pixel patches, 3 layers, 128 wide); the others add a
 convolutional stem or are a small CNN, to tell what the data lets an encoder learn at this size.
 
-Usage: bench/vision_learnability.py CORPUS_DIR [--steps N] [--designs vit,stem-max,cnn]
+Usage: bench/vision_learnability.py CORPUS_DIR [--steps N] [--designs vit,stem-max,stem-deep,through-decoder,cnn]
 Needs Debian's python3-torch and numpy, and ffmpeg to read the PNGs.
 """
 import argparse
@@ -38,14 +38,20 @@ def shape_split(corpus, split):
 class ViT(nn.Module):
     """Patches (linear, or a conv stem max-pooled per patch), a pre-norm transformer, mean pool."""
 
-    def __init__(self, side, classes, stem_channels=0, patch=14, width=128, layers=3):
+    def __init__(self, side, classes, stem_channels=0, patch=14, width=128, layers=3, deep=False):
         super().__init__()
         self.patch = patch
         self.stem = None
-        if stem_channels:
-            self.stem = nn.Sequential(nn.Conv2d(3, stem_channels, 3, padding=1), nn.GELU(),
-                                      nn.Conv2d(stem_channels, stem_channels, 3, padding=1),
-                                      nn.GELU())
+        conv = lambda i, o: [nn.Conv2d(i, o, 3, padding=1), nn.GELU()]
+        if stem_channels and deep:
+            # full resolution, 2x2 max-pool, then two convs at half resolution
+            c = stem_channels
+            self.stem = nn.Sequential(*conv(3, c), nn.MaxPool2d(2), *conv(c, 2 * c),
+                                      *conv(2 * c, 2 * c))
+            self.patch = patch // 2
+            stem_channels = 2 * c
+        elif stem_channels:
+            self.stem = nn.Sequential(*conv(3, stem_channels), *conv(stem_channels, stem_channels))
         inputs = stem_channels if stem_channels else 3 * patch * patch
         self.embed = nn.Linear(inputs, width)
         self.position = nn.Parameter(torch.randn((side // patch) ** 2, width) * 0.02)
@@ -64,6 +70,38 @@ class ViT(nn.Module):
             tokens = tokens.reshape(x.shape[0], -1, 3 * p * p)
         hidden = self.blocks(self.embed(tokens) + self.position)
         return self.head(self.norm(hidden).mean(1))
+
+
+class ThroughDecoder(nn.Module):
+    """The omni path in miniature: a ViT's tokens, merged 2x2 and projected (MLP, RMSNorm) as
+    nuri's vision projector does, precede a few learned question tokens in a from-scratch causal
+    decoder (pre-norm, width 192, 4 layers), whose last position predicts the shape."""
+
+    def __init__(self, side, classes, stem_channels=32, width=192, layers=4, question=8):
+        super().__init__()
+        self.vit = ViT(side, classes, stem_channels=stem_channels, deep=True)
+        d = self.vit.norm.normalized_shape[0]
+        self.projector = nn.Sequential(nn.Linear(4 * d, 4 * d), nn.GELU(), nn.Linear(4 * d, width))
+        self.gain = nn.Parameter(torch.ones(width))
+        self.question = nn.Parameter(torch.randn(question, width) * 0.02)
+        grid = side // self.vit.patch // (2 if self.vit.stem is None else 1)
+        self.position = nn.Parameter(torch.randn(grid * grid // 4 + question, width) * 0.02)
+        block = nn.TransformerEncoderLayer(width, 4, 3 * width, 0.0, batch_first=True,
+                                           norm_first=True, activation="gelu")
+        self.decoder = nn.TransformerEncoder(block, layers)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x):
+        vit, p = self.vit, self.vit.patch
+        tokens = nn.functional.max_pool2d(vit.stem(x), p)  # [B, C, g, g]
+        b, c, g, _ = tokens.shape
+        hidden = vit.blocks(vit.embed(tokens.flatten(2).transpose(1, 2)) + vit.position)
+        hidden = vit.norm(hidden).reshape(b, g // 2, 2, g // 2, 2, -1).permute(0, 1, 3, 2, 4, 5)
+        merged = self.projector(hidden.reshape(b, (g // 2) ** 2, -1))
+        merged = merged * torch.rsqrt(merged.pow(2).mean(-1, keepdim=True) + 1e-6) * self.gain
+        sequence = torch.cat([merged, self.question.expand(b, -1, -1)], 1) + self.position
+        mask = nn.Transformer.generate_square_subsequent_mask(sequence.shape[1])
+        return self.head(self.decoder(sequence, mask=mask)[:, -1])
 
 
 class CNN(nn.Module):
@@ -100,6 +138,8 @@ def main():
     side = train_x.shape[-1]
     designs = {"vit": lambda: ViT(side, len(names)),
                "stem-max": lambda: ViT(side, len(names), stem_channels=32),
+               "stem-deep": lambda: ViT(side, len(names), stem_channels=32, deep=True),
+               "through-decoder": lambda: ThroughDecoder(side, len(names)),
                "cnn": lambda: CNN(len(names))}
     for design in args.designs.split(","):
         torch.manual_seed(0)

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <utility>
 
 #include "kernels/autograd.h"
 #include "kernels/ops/activation.h"
+#include "kernels/ops/conv.h"
 #include "kernels/ops/elementwise.h"
 #include "kernels/ops/linear.h"
 #include "kernels/ops/norm.h"
@@ -46,6 +48,10 @@ void ParameterList::init(Generator& generator, float stddev) {
       case Init::normal:
         normal_(tensor, generator, 0.0f, stddev);
         break;
+      case Init::fan_in:
+        normal_(tensor, generator, 0.0f,
+                1.0f / std::sqrt(static_cast<float>(tensor.numel() / tensor.size(0))));
+        break;
       case Init::ones:
         tensor.copy_from(Tensor::ones(tensor.shape()));
         break;
@@ -72,6 +78,21 @@ Linear Linear::add(ParameterList& params, const std::string& prefix, int64_t in,
   layer.weight = params.add(prefix + ".weight", {out, in}, ParameterList::Init::normal);
   layer.bias = params.add(prefix + ".bias", {out}, ParameterList::Init::zeros);
   return layer;
+}
+
+Conv2d Conv2d::add(ParameterList& params, const std::string& prefix, int64_t in, int64_t out,
+                   int64_t kernel) {
+  NURI_CHECK(kernel > 0 && kernel % 2 == 1, prefix, ": kernel ", kernel, " must be odd");
+  Conv2d conv;
+  conv.weight =
+      params.add(prefix + ".weight", {out, in, kernel, kernel}, ParameterList::Init::fan_in);
+  conv.bias = params.add(prefix + ".bias", {out}, ParameterList::Init::zeros);
+  conv.padding = kernel / 2;
+  return conv;
+}
+
+Tensor Conv2d::forward(const ParameterList& params, const Tensor& x) const {
+  return conv2d(x, params[weight], params[bias], {1, 1}, {padding, padding});
 }
 
 Tensor Linear::forward(const ParameterList& params, const Tensor& x) const {

@@ -1,7 +1,7 @@
 // The pieces the audio and vision encoders share: a named parameter list with initialisation and
-// safetensors checkpoints, a two-layer GELU MLP (block MLPs and the projectors to the decoder
-// width), a pre-LayerNorm transformer block, a growable key/value buffer for streaming, and a
-// permutation composed of transposes.
+// safetensors checkpoints, a 2-D convolution layer, a two-layer GELU MLP (block MLPs and the
+// projectors to the decoder width), a pre-LayerNorm transformer block, a growable key/value buffer
+// for streaming, and a permutation composed of transposes.
 #pragma once
 
 #include <functional>
@@ -18,8 +18,9 @@ namespace nuri {
 // The parameters of one module in a fixed order, each f32 on the CPU and requiring grad.
 class ParameterList {
  public:
-  // How init() fills a parameter.
-  enum class Init { normal, ones, zeros };
+  // How init() fills a parameter: fan_in is Normal(0, 1 / sqrt(fan in)), the scale that keeps a
+  // convolution's activations near unit size whatever its kernel and channels.
+  enum class Init { normal, fan_in, ones, zeros };
 
   // `module` names the owner in error messages ("audio encoder").
   explicit ParameterList(std::string module) : module_(std::move(module)) {}
@@ -34,7 +35,8 @@ class ParameterList {
   // Sum of the parameters' element counts.
   int64_t count() const;
 
-  // Normal(0, stddev) for Init::normal, ones and zeros for the others, drawn in list order.
+  // Normal(0, stddev) for Init::normal, the fan-in scale for Init::fan_in, ones and zeros for the
+  // others, drawn in list order.
   void init(Generator& generator, float stddev);
   // Reads every parameter from a safetensors file (f32, bf16 or f16 converted to f32). A missing,
   // extra, mis-shaped or non-floating tensor is an error naming it, raised before any parameter
@@ -47,6 +49,19 @@ class ParameterList {
   std::string module_;
   std::vector<NamedParameter> parameters_;
   std::vector<Init> inits_;
+};
+
+// A 2-D convolution with bias, stride 1 and "same" zero padding: positions of its weight
+// [out, in, kernel, kernel] (fan-in initialised) and bias [out].
+struct Conv2d {
+  size_t weight = 0, bias = 0;
+  int64_t padding = 0;
+
+  // Adds `prefix`.weight and `prefix`.bias; `kernel` must be odd.
+  static Conv2d add(ParameterList& params, const std::string& prefix, int64_t in, int64_t out,
+                    int64_t kernel);
+  // x [B, in, H, W] -> [B, out, H, W].
+  Tensor forward(const ParameterList& params, const Tensor& x) const;
 };
 
 // A linear layer with bias: positions of its weight [out, in] and bias [out].

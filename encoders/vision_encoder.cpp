@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "encoders/config_json.h"
+#include "kernels/ops/activation.h"
+#include "kernels/ops/pool.h"
 #include "kernels/ops/rope.h"
 #include "kernels/ops/shape.h"
 
@@ -50,6 +52,12 @@ void VisionEncoderConfig::validate() const {
              layer_norm_eps);
   NURI_CHECK(initializer_range > 0,
              "vision encoder config: initializer_range must be positive, got ", initializer_range);
+  NURI_CHECK(stem_channels >= 0,
+             "vision encoder config: stem_channels must be 0 (no stem) or "
+             "positive, got ",
+             stem_channels);
+  NURI_CHECK(stem_channels == 0 || patch_size % 2 == 0, "vision encoder config: patch_size ",
+             patch_size, " must be even with a stem (it halves the resolution once)");
 }
 
 VisionEncoderConfig VisionEncoderConfig::from_json(const nlohmann::json& json) {
@@ -78,6 +86,11 @@ Tensor image_to_pixels(const Image& image) {
 VisionEncoder::VisionEncoder(const VisionEncoderConfig& config) : config_(config) {
   config_.validate();
   const int64_t d = config_.hidden_size, merged = config_.merge_size * config_.merge_size * d;
+  if (const int64_t c = config_.stem_channels; c > 0) {
+    stem_ = {Conv2d::add(params_, "vision_encoder.stem.conv1", 3, c, 3),
+             Conv2d::add(params_, "vision_encoder.stem.conv2", c, 2 * c, 3),
+             Conv2d::add(params_, "vision_encoder.stem.conv3", 2 * c, 2 * c, 3)};
+  }
   patch_embed_ = Linear::add(params_, "vision_encoder.patch_embed", config_.patch_dim(), d);
   for (int64_t i = 0; i < config_.num_layers; ++i) {
     blocks_.push_back(TransformerBlock::add(params_, cat("vision_encoder.layers.", i), d,
@@ -110,14 +123,23 @@ void VisionEncoder::check_pixels(const Tensor& pixels, int dims, const char* wha
   config_.image_token_count(pixels.size(-2), pixels.size(-1));  // checks the sides
 }
 
-Tensor VisionEncoder::encode_slices(const Tensor& frames) const {
-  const int64_t tp = config_.temporal_patch_size, p = config_.patch_size, m = config_.merge_size;
-  const int64_t n = frames.size(0) / tp, bh = frames.size(2) / (p * m),
-                bw = frames.size(3) / (p * m), s = bh * bw * m * m;
+Tensor VisionEncoder::frame_features(const Tensor& frames) const {
+  if (stem_.empty()) return frames;
+  const int64_t half_patch = config_.patch_size / 2;
+  Tensor x = max_pool2d(gelu(stem_[0].forward(params_, frames)), {2, 2}, {2, 2});
+  x = gelu(stem_[2].forward(params_, gelu(stem_[1].forward(params_, x))));
+  return max_pool2d(x, {half_patch, half_patch}, {half_patch, half_patch});
+}
+
+Tensor VisionEncoder::encode_slices(const Tensor& features) const {
+  const int64_t tp = config_.temporal_patch_size, m = config_.merge_size;
+  const int64_t q = stem_.empty() ? config_.patch_size : 1, c = features.size(1);
+  const int64_t n = features.size(0) / tp, bh = features.size(2) / (q * m),
+                bw = features.size(3) / (q * m), s = bh * bw * m * m;
   const int64_t d = config_.hidden_size, half = d / config_.num_heads / 2;
-  // [N, tp, C, bh, m, p, bw, m, p] -> [N, bh, bw, m, m, C, tp, p, p]: patches ordered so that each
+  // [N, tp, C, bh, m, q, bw, m, q] -> [N, bh, bw, m, m, C, tp, q, q]: patches ordered so that each
   // merge square is contiguous, each patch flattened as (channel, frame, row, column).
-  Tensor x = reshape(frames, {n, tp, 3, bh, m, p, bw, m, p});
+  Tensor x = reshape(features, {n, tp, c, bh, m, q, bw, m, q});
   x = reshape(permute(x, {0, 3, 6, 4, 7, 2, 1, 5, 8}), {n, s, config_.patch_dim()});
   x = patch_embed_.forward(params_, x);
 
@@ -142,31 +164,32 @@ Tensor VisionEncoder::encode_slices(const Tensor& frames) const {
 
 Tensor VisionEncoder::encode_image(const Tensor& pixels) const {
   check_pixels(pixels, 3, "pixels");
-  const Tensor frame = reshape(pixels, {1, 3, pixels.size(1), pixels.size(2)});
-  const Tensor out =
-      encode_slices(concat(std::vector<Tensor>(config_.temporal_patch_size, frame), 0));
+  const Tensor out = encode_images(reshape(pixels, {1, 3, pixels.size(1), pixels.size(2)}));
   return reshape(out, {out.size(1), out.size(2)});
 }
 
 Tensor VisionEncoder::encode_images(const Tensor& pixels) const {
   check_pixels(pixels, 4, "pixels");
-  const int64_t n = pixels.size(0), h = pixels.size(2), w = pixels.size(3);
-  const Tensor single = reshape(pixels, {n, 1, 3, h, w});
-  const Tensor repeated = concat(std::vector<Tensor>(config_.temporal_patch_size, single), 1);
-  return encode_slices(reshape(repeated, {n * config_.temporal_patch_size, 3, h, w}));
+  // An image is its frame repeated temporal_patch_size times; the features repeat alike, so the
+  // stem runs once per image.
+  const Tensor features = frame_features(pixels);
+  const int64_t n = features.size(0), c = features.size(1), h = features.size(2),
+                w = features.size(3), tp = config_.temporal_patch_size;
+  const Tensor single = reshape(features, {n, 1, c, h, w});
+  return encode_slices(reshape(concat(std::vector<Tensor>(tp, single), 1), {n * tp, c, h, w}));
 }
 
 Tensor VisionEncoder::encode_video(const Tensor& frames) const {
   check_pixels(frames, 4, "frames");
   const int64_t t = frames.size(0), tp = config_.temporal_patch_size;
   const int64_t missing = (tp - t % tp) % tp;
-  Tensor padded = frames;
-  if (missing > 0) {
-    std::vector<Tensor> parts(missing + 1, slice(frames, 0, t - 1, t));
-    parts[0] = frames;
-    padded = concat(parts, 0);
+  Tensor features = frame_features(frames);
+  if (missing > 0) {  // the last frame repeated, as its features
+    std::vector<Tensor> parts(missing + 1, slice(features, 0, t - 1, t));
+    parts[0] = features;
+    features = concat(parts, 0);
   }
-  const Tensor out = encode_slices(padded);
+  const Tensor out = encode_slices(features);
   return reshape(out, {out.size(0) * out.size(1), out.size(2)});
 }
 

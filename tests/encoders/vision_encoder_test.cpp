@@ -34,6 +34,14 @@ VisionEncoderConfig tiny_config() {
   return c;
 }
 
+// The tiny config with a convolutional stem of 3 channels (6 out, pooled over 1x1 after the
+// 2x2 pool, since the patch is 2).
+VisionEncoderConfig tiny_stem_config() {
+  VisionEncoderConfig c = tiny_config();
+  c.stem_channels = 3;
+  return c;
+}
+
 VisionEncoder initialised(const VisionEncoderConfig& config, uint64_t seed) {
   VisionEncoder encoder(config);
   Generator gen{seed, 0};
@@ -90,6 +98,43 @@ TEST(VisionEncoder, ParameterNamesAndShapes) {
   EXPECT_EQ(actual.at("vision_projector.fc2.weight"), (Shape{12, 64}));
   EXPECT_EQ(actual.at("vision_projector.norm.weight"), (Shape{12}));
   EXPECT_EQ(actual.size(), 2u + 2 * 16 + 2 + 5);
+}
+
+TEST(VisionEncoder, StemParameterNamesAndShapes) {
+  const VisionEncoder encoder(tiny_stem_config());
+  std::map<std::string, Shape> actual;
+  for (const NamedParameter& p : encoder.parameters()) actual[p.name] = p.tensor.shape();
+  EXPECT_EQ(actual.at("vision_encoder.stem.conv1.weight"), (Shape{3, 3, 3, 3}));
+  EXPECT_EQ(actual.at("vision_encoder.stem.conv2.weight"), (Shape{6, 3, 3, 3}));
+  EXPECT_EQ(actual.at("vision_encoder.stem.conv3.weight"), (Shape{6, 6, 3, 3}));
+  EXPECT_EQ(actual.at("vision_encoder.stem.conv3.bias"), (Shape{6}));
+  EXPECT_EQ(actual.at("vision_encoder.patch_embed.weight"), (Shape{16, 6 * 2}));
+  EXPECT_EQ(actual.size(), 6u + 2 + 2 * 16 + 2 + 5);
+}
+
+TEST(VisionEncoder, StemKeepsTokenCountsAndVideoSlices) {
+  const VisionEncoder encoder = initialised(tiny_stem_config(), 30);
+  NoGradScope no_grad;
+  EXPECT_EQ(encoder.encode_image(random_tensor({3, 8, 12}, 31)).shape(), (Shape{6, 12}));
+  const Tensor frames = random_tensor({3, 3, 8, 4}, 32);
+  const Tensor out = encoder.encode_video(frames);
+  ASSERT_EQ(out.shape(), (Shape{4, 12}));
+  // The odd last frame is repeated, so the last slice is that frame as an image.
+  EXPECT_LT(relative_max_diff(slice(out, 0, 2, 4),
+                              encoder.encode_image(slice(frames, 0, 2, 3).view({3, 8, 4}))),
+            1e-5);
+  // A batch of images equals each image on its own.
+  const Tensor batch = random_tensor({2, 3, 8, 8}, 33);
+  EXPECT_LT(relative_max_diff(slice(encoder.encode_images(batch), 0, 1, 2).view({4, 12}),
+                              encoder.encode_image(slice(batch, 0, 1, 2).view({3, 8, 8}))),
+            1e-5);
+}
+
+TEST(VisionEncoder, StemGradientsMatchFiniteDifferences) {
+  VisionEncoder encoder = initialised(tiny_stem_config(), 34);
+  const Tensor pixels = random_tensor({2, 3, 8, 8}, 35);
+  check_gradients(
+      encoder.parameters(), [&] { return encoder.encode_images(pixels); }, {2, 4, 12}, 2);
 }
 
 TEST(VisionEncoder, TokenCounts) {
@@ -259,6 +304,13 @@ TEST(VisionEncoder, ConfigJsonRoundTripsAndRejectsUnknownKeys) {
   nlohmann::json heads = json;
   heads["num_heads"] = 8;  // head dim 2, not a multiple of 4
   EXPECT_NE(error_of(heads).find("multiple of 4"), std::string::npos);
+  nlohmann::json odd_stem = json;
+  odd_stem["stem_channels"] = 8;
+  odd_stem["patch_size"] = 3;
+  EXPECT_NE(error_of(odd_stem).find("patch_size 3 must be even with a stem"), std::string::npos);
+  nlohmann::json negative_stem = json;
+  negative_stem["stem_channels"] = -1;
+  EXPECT_NE(error_of(negative_stem).find("stem_channels must be 0"), std::string::npos);
 }
 
 TEST(VisionEncoder, SaveAndLoadRoundTrip) {
