@@ -3,10 +3,13 @@
 // writing both go through it, so the two can never disagree about the keys.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/error.h"
 
@@ -24,7 +27,12 @@ Config read(const nlohmann::json& json, const char* what) {
     if (!json.contains(key)) return;
     const nlohmann::json& value = json.at(key);
     using T = std::remove_reference_t<decltype(member)>;
-    if constexpr (std::is_integral_v<T>) {
+    if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+      NURI_CHECK(
+          value.is_array() && std::all_of(value.begin(), value.end(),
+                                          [](const auto& v) { return v.is_number_integer(); }),
+          what, " key '", key, "': expected a list of integers, got ", value.dump());
+    } else if constexpr (std::is_integral_v<T>) {
       NURI_CHECK(value.is_number_integer(), what, " key '", key, "': expected an integer, got ",
                  value.dump());
     } else {

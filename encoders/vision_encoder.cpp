@@ -52,12 +52,18 @@ void VisionEncoderConfig::validate() const {
              layer_norm_eps);
   NURI_CHECK(initializer_range > 0,
              "vision encoder config: initializer_range must be positive, got ", initializer_range);
-  NURI_CHECK(stem_channels >= 0,
-             "vision encoder config: stem_channels must be 0 (no stem) or "
-             "positive, got ",
-             stem_channels);
-  NURI_CHECK(stem_channels == 0 || patch_size % 2 == 0, "vision encoder config: patch_size ",
-             patch_size, " must be even with a stem (it halves the resolution once)");
+  if (!stem_channels.empty()) {
+    NURI_CHECK(stem_channels.size() <= 8, "vision encoder config: stem_channels has ",
+               stem_channels.size(), " stages, at most 8");
+    for (int64_t width : stem_channels) {
+      NURI_CHECK(width > 0, "vision encoder config: stem_channels must all be positive, got ",
+                 width);
+    }
+    const int64_t halvings = int64_t{1} << (stem_channels.size() - 1);
+    NURI_CHECK(patch_size % halvings == 0, "vision encoder config: patch_size ", patch_size,
+               " must be divisible by ", halvings, " with a stem of ", stem_channels.size(),
+               " stages (every stage but the last halves the resolution)");
+  }
 }
 
 VisionEncoderConfig VisionEncoderConfig::from_json(const nlohmann::json& json) {
@@ -86,10 +92,11 @@ Tensor image_to_pixels(const Image& image) {
 VisionEncoder::VisionEncoder(const VisionEncoderConfig& config) : config_(config) {
   config_.validate();
   const int64_t d = config_.hidden_size, merged = config_.merge_size * config_.merge_size * d;
-  if (const int64_t c = config_.stem_channels; c > 0) {
-    stem_ = {Conv2d::add(params_, "vision_encoder.stem.conv1", 3, c, 3),
-             Conv2d::add(params_, "vision_encoder.stem.conv2", c, 2 * c, 3),
-             Conv2d::add(params_, "vision_encoder.stem.conv3", 2 * c, 2 * c, 3)};
+  int64_t channels = 3;
+  for (size_t i = 0; i < config_.stem_channels.size(); ++i) {
+    stem_.push_back(Conv2d::add(params_, cat("vision_encoder.stem.conv", i + 1), channels,
+                                config_.stem_channels[i], 3));
+    channels = config_.stem_channels[i];
   }
   patch_embed_ = Linear::add(params_, "vision_encoder.patch_embed", config_.patch_dim(), d);
   for (int64_t i = 0; i < config_.num_layers; ++i) {
@@ -124,11 +131,14 @@ void VisionEncoder::check_pixels(const Tensor& pixels, int dims, const char* wha
 }
 
 Tensor VisionEncoder::frame_features(const Tensor& frames) const {
-  if (stem_.empty()) return frames;
-  const int64_t half_patch = config_.patch_size / 2;
-  Tensor x = max_pool2d(gelu(stem_[0].forward(params_, frames)), {2, 2}, {2, 2});
-  x = gelu(stem_[2].forward(params_, gelu(stem_[1].forward(params_, x))));
-  return max_pool2d(x, {half_patch, half_patch}, {half_patch, half_patch});
+  Tensor x = frames;
+  int64_t left = config_.patch_size;  // pixels of a patch along each side not yet pooled
+  for (size_t i = 0; i < stem_.size(); ++i) {
+    const int64_t pool = i + 1 < stem_.size() ? 2 : left;
+    x = max_pool2d(gelu(stem_[i].forward(params_, x)), {pool, pool}, {pool, pool});
+    left /= pool;
+  }
+  return x;
 }
 
 Tensor VisionEncoder::encode_slices(const Tensor& features) const {

@@ -12,12 +12,13 @@
 // concatenated (row-major within the square) into one vector of merge_size^2 x D, which an MLP
 // projector (linear, GELU, linear, RMSNorm) maps to output_size.
 //
-// Optionally (stem_channels > 0) a convolutional stem replaces the linear view of raw pixels: per
-// frame, a 3x3 convolution to stem_channels at full resolution, GELU, a 2x2 max-pool, two 3x3
-// convolutions to 2 x stem_channels, each with GELU, and a max-pool over each patch's
-// (patch_size / 2)^2 window. The patch embedding then sees (channel, frame) vectors of
-// 2 x stem_channels x temporal_patch_size. Shape is what a linear patch cannot learn from little
-// data; the stem's local edges and corners, pooled per patch, let a small encoder learn it.
+// Optionally (stem_channels not empty) a convolutional stem replaces the linear view of raw
+// pixels: per frame, one stage per entry of stem_channels, each a 3x3 convolution to that many
+// channels, GELU and a max-pool; every stage pools 2x2 except the last, which pools what is left
+// of a patch (patch_size / 2^(stages - 1)), so the stem gives one vector per patch. The patch
+// embedding then sees (channel, frame) vectors of stem_channels.back() x temporal_patch_size.
+// Shape is what a linear patch of raw pixels cannot learn from little data; the stem's edges and
+// corners, pooled per patch, let a small encoder learn it (docs/benchmarks.md).
 //
 // Output tokens come in raster order of the merged grid: an H x W image gives
 // (H / (patch_size x merge_size)) x (W / (patch_size x merge_size)) tokens.
@@ -51,13 +52,13 @@ struct VisionEncoderConfig {
   float rope_theta = 10000.0f;
   float layer_norm_eps = 1e-6f;
   float initializer_range = 0.02f;
-  int64_t stem_channels = 0;  // 0: linear patches of raw pixels; else the convolutional stem
+  std::vector<int64_t> stem_channels;  // empty: linear patches of raw pixels; else stage widths
 
   // Image sides must be multiples of this: patch_size x merge_size (28 by default).
   int64_t factor() const { return patch_size * merge_size; }
-  // Values per frame of one patch: 3 x patch_size^2 raw pixels, or the stem's 2 x stem_channels.
+  // Values per frame of one patch: 3 x patch_size^2 raw pixels, or the stem's last width.
   int64_t patch_frame_dim() const {
-    return stem_channels > 0 ? 2 * stem_channels : 3 * patch_size * patch_size;
+    return stem_channels.empty() ? 3 * patch_size * patch_size : stem_channels.back();
   }
   // Values in one flattened temporal patch, the patch embedding's input.
   int64_t patch_dim() const { return temporal_patch_size * patch_frame_dim(); }
@@ -108,7 +109,7 @@ Tensor prepare_image(const Image& image, const VisionEncoderConfig& config);
 Tensor prepare_video(const std::vector<Image>& frames, const VisionEncoderConfig& config);
 
 // The vision encoder's parameters and its forward. Parameter names:
-// with a stem, vision_encoder.stem.conv{1,2,3}.{weight [out, in, 3, 3], bias},
+// with a stem, vision_encoder.stem.conv{1,2,...}.{weight [out, in, 3, 3], bias} (one per stage),
 // vision_encoder.patch_embed.{weight [D, patch_dim], bias}, vision_encoder.layers.N.{
 // input_layernorm, self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.fc1,
 // mlp.fc2}.{weight,bias}, vision_encoder.norm.{weight,bias},
@@ -150,7 +151,7 @@ class VisionEncoder {
 
  private:
   // Frames [F, 3, H, W] -> per-frame patch features [F, C, H / q, W / q]: the pixels themselves
-  // (C = 3, q = patch_size) without a stem, the stem's output (C = 2 x stem_channels, q = 1) with.
+  // (C = 3, q = patch_size) without a stem, the stem's output (C = its last width, q = 1) with.
   Tensor frame_features(const Tensor& frames) const;
   // Frame features [N x temporal_patch_size, C, ...] from frame_features, consecutive frames
   // forming one slice -> [N, image_token_count(H, W), output_size].

@@ -9,6 +9,9 @@ namespace nuri {
 
 namespace {
 
+// Stands in the schema for a list of integers whose default is empty.
+const nlohmann::json kEmptyIntegerList = nlohmann::json::array({nullptr});
+
 // A JSON type name for messages.
 std::string kind(const nlohmann::json& value) {
   if (value.is_number_integer()) return "an integer";
@@ -25,9 +28,12 @@ bool same_kind(const nlohmann::json& expected, const nlohmann::json& value) {
   if (expected.is_number_integer()) return value.is_number_integer();
   if (expected.is_number()) return value.is_number();
   if (expected.is_array()) {
-    // A list holds items of its default's first item's kind; an empty default means strings.
+    // A list holds items of its default's first item's kind; an empty default means strings, and
+    // [null] (kEmptyIntegerList) integers.
     if (!value.is_array()) return false;
-    const nlohmann::json item_kind = expected.empty() ? nlohmann::json("") : expected[0];
+    const nlohmann::json item_kind = expected.empty()        ? nlohmann::json("")
+                                     : expected[0].is_null() ? nlohmann::json(0)
+                                                             : expected[0];
     for (const auto& item : value) {
       if (!same_kind(item_kind, item)) return false;
     }
@@ -55,7 +61,8 @@ void merge_checked(const nlohmann::json& schema, nlohmann::json& config, const s
     }
   }
   for (const auto& [key, value] : schema.items()) {
-    if (!config.contains(key)) config[key] = value;
+    if (!config.contains(key))
+      config[key] = value == kEmptyIntegerList ? nlohmann::json::array() : value;
   }
 }
 
@@ -97,6 +104,9 @@ nlohmann::json module_lr_scales() {
 // decoder's hidden size), and whether the model has it.
 nlohmann::json encoder_schema(nlohmann::json keys) {
   keys.erase("output_size");
+  for (auto& [key, value] : keys.items()) {
+    if (value.is_array() && value.empty()) value = kEmptyIntegerList;  // stem_channels
+  }
   keys["enabled"] = false;
   return keys;
 }

@@ -89,7 +89,8 @@ struct TrainConfig {
   } log;
 };
 
-// Every key with its default value; the schema that configs are checked against.
+// Every key with its default value; the schema that configs are checked against. A list of
+// integers whose default is empty (model.vision.stem_channels) stands as [null].
 nlohmann::json default_train_config();
 
 // Reads `path`, applies `overrides` ("a.b=value", value parsed as JSON or else taken as a string),

@@ -62,6 +62,19 @@ OpCase pool_case(const Shape& x_shape, std::array<int64_t, 2> kernel, std::array
   return c;
 }
 
+// Eight 2-D pools of random shape, kernel and stride.
+std::vector<OpCase> random_pool2d_cases(CaseRng& rng, bool is_max) {
+  std::vector<OpCase> cases;
+  for (int k = 0; k < 8; ++k) {
+    const int64_t h = rng.dim(7), w = rng.dim(8);
+    const std::array<int64_t, 2> kernel = {rng.uniform_int(1, std::min<int64_t>(h, 3)),
+                                           rng.uniform_int(1, std::min<int64_t>(w, 4))};
+    const std::array<int64_t, 2> stride = {rng.uniform_int(1, 3), rng.uniform_int(1, 3)};
+    cases.push_back(pool_case({rng.dim(2), rng.dim(3), h, w}, kernel, stride, rng, is_max));
+  }
+  return cases;
+}
+
 NURI_OP_SUITE(OpSuite{
     "avg_pool1d",
     [](CaseRng& rng) {
@@ -110,14 +123,7 @@ NURI_OP_SUITE(OpSuite{
 NURI_OP_SUITE(OpSuite{
     "avg_pool2d",
     [](CaseRng& rng) {
-      std::vector<OpCase> cases;
-      for (int k = 0; k < 8; ++k) {
-        const int64_t h = rng.dim(7), w = rng.dim(8);
-        const std::array<int64_t, 2> kernel = {rng.uniform_int(1, std::min<int64_t>(h, 3)),
-                                               rng.uniform_int(1, std::min<int64_t>(w, 4))};
-        const std::array<int64_t, 2> stride = {rng.uniform_int(1, 3), rng.uniform_int(1, 3)};
-        cases.push_back(pool_case({rng.dim(2), rng.dim(3), h, w}, kernel, stride, rng));
-      }
+      std::vector<OpCase> cases = random_pool2d_cases(rng, false);
       cases.push_back(pool_case({2, 2, 7, 9}, {3, 3}, {1, 2}, rng));  // overlap on both axes
       cases.push_back(pool_case({1, 3, 8, 6}, {2, 3}, {2, 3}, rng));  // tiling
       cases.push_back(pool_case({1, 1, 9, 7}, {2, 1}, {3, 2}, rng));  // gaps
@@ -151,14 +157,7 @@ NURI_OP_SUITE(OpSuite{
 NURI_OP_SUITE(OpSuite{
     "max_pool2d",
     [](CaseRng& rng) {
-      std::vector<OpCase> cases;
-      for (int k = 0; k < 8; ++k) {
-        const int64_t h = rng.dim(7), w = rng.dim(8);
-        const std::array<int64_t, 2> kernel = {rng.uniform_int(1, std::min<int64_t>(h, 3)),
-                                               rng.uniform_int(1, std::min<int64_t>(w, 4))};
-        const std::array<int64_t, 2> stride = {rng.uniform_int(1, 3), rng.uniform_int(1, 3)};
-        cases.push_back(pool_case({rng.dim(2), rng.dim(3), h, w}, kernel, stride, rng, true));
-      }
+      std::vector<OpCase> cases = random_pool2d_cases(rng, true);
       cases.push_back(pool_case({2, 2, 7, 9}, {3, 3}, {1, 2}, rng, true));    // overlap
       cases.push_back(pool_case({1, 3, 14, 14}, {7, 7}, {7, 7}, rng, true));  // per-patch tiling
       cases.push_back(pool_case({1, 1, 9, 7}, {2, 1}, {3, 2}, rng, true));    // gaps

@@ -99,6 +99,20 @@ nlohmann::json omni_config_json(const std::string& dir, const std::string& manif
   return c;
 }
 
+TEST(OmniTrainConfig, VisionStemChannelsAreAListOfIntegers) {
+  const nlohmann::json json = omni_config_json(fresh_dir("omni-stem"), "m.jsonl", 3);
+  const TrainConfig defaults = parse_train_config(json, {}, "test");
+  EXPECT_TRUE(defaults.vision->stem_channels.empty());
+  EXPECT_EQ(defaults.json["model"]["vision"]["stem_channels"], nlohmann::json::array());
+  EXPECT_EQ(
+      parse_train_config(json, {"model.vision.stem_channels=[8,16]"}, "test").vision->stem_channels,
+      (std::vector<int64_t>{8, 16}));
+  EXPECT_NE(error_of([&] {
+              parse_train_config(json, {"model.vision.stem_channels=[\"wide\"]"}, "test");
+            }).find("'model.vision.stem_channels' must be a list"),
+            std::string::npos);
+}
+
 TEST(OmniTrainConfig, SectionsParseAndErrorsNameTheKey) {
   const std::string dir = fresh_dir("omni-config");
   const nlohmann::json json = omni_config_json(dir, "m.jsonl", 3);
