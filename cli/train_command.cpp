@@ -2,6 +2,7 @@
 #include <csignal>
 
 #include "cli/commands.h"
+#include "kernels/comm/communicator.h"
 #include "kernels/log.h"
 #include "train/omni_trainer.h"
 #include "train/trainer.h"
@@ -32,11 +33,22 @@ void add_train_command(CLI::App& app) {
   command->add_option("--resume", args->resume, "continue from a step-N or run directory");
   command->callback([args] {
     const TrainConfig config = load_train_config(args->config, args->overrides);
+    // Under mpirun or srun this process is one rank of a data-parallel job.
+    const std::unique_ptr<Communicator> world =
+        make_world_communicator({.timeout_s = config.parallel.timeout_s});
+    if (world->rank() > 0 && log_level() == LogLevel::info) set_log_level(LogLevel::warn);
     std::signal(SIGINT, request_stop);
     std::signal(SIGTERM, request_stop);
-    const TrainOptions options{args->resume, &stop_requested};
-    const TrainSummary summary =
-        config.omni ? train_omni_model(config, options) : train_text_model(config, options);
+    const TrainOptions options{args->resume, &stop_requested, world.get()};
+    TrainSummary summary;
+    try {
+      summary = config.omni ? train_omni_model(config, options) : train_text_model(config, options);
+    } catch (const std::exception& e) {
+      if (world->size() == 1) throw;
+      // The other ranks would wait for this one until their timeout: stop the job now.
+      log_line(LogLevel::error, e.what());
+      world->abort(1);
+    }
     if (config.omni && !summary.eval.is_null()) {
       log_info("held-out loss per token: ", summary.eval.dump());
     } else if (!std::isnan(summary.eval_loss)) {

@@ -1,5 +1,7 @@
 #include "kernels/autograd.h"
 
+#include <unordered_set>
+
 #include "kernels/ops/elementwise.h"
 
 namespace nuri {
@@ -39,13 +41,14 @@ void release(TapeNode& node) {
 
 }  // namespace
 
-void Tape::backward(const Tensor& loss) {
+void Tape::backward(const Tensor& loss, const GradientReady& ready) {
   NURI_CHECK(loss.defined() && loss.numel() == 1, "backward: the loss must have one element, not ",
              loss.defined() ? shape_str(loss.shape()) : std::string("undefined"));
-  backward({loss}, {Tensor::ones(loss.shape(), loss.dtype(), loss.device())});
+  backward({loss}, {Tensor::ones(loss.shape(), loss.dtype(), loss.device())}, ready);
 }
 
-void Tape::backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs) {
+void Tape::backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
+                    const GradientReady& ready) {
   NURI_CHECK(outputs.size() == grad_outputs.size(), "backward: ", outputs.size(), " outputs but ",
              grad_outputs.size(), " gradients");
   NURI_CHECK(active() != this, "backward: the tape is still recording; end its TapeScope first");
@@ -69,6 +72,19 @@ void Tape::backward(const std::vector<Tensor>& outputs, const std::vector<Tensor
       nodes.clear();
     }
   } clear_on_exit{nodes_};
+  // The leaves whose gradient is complete once node i has run backward: those it is the
+  // earliest recorded user of.
+  std::vector<std::vector<const GradSlot*>> completes(ready ? nodes_.size() : 0);
+  if (ready) {
+    std::unordered_set<const GradSlot*> seen;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      for (const auto& input : nodes_[i].inputs) {
+        if (input && input->is_leaf && seen.insert(input.get()).second) {
+          completes[i].push_back(input.get());
+        }
+      }
+    }
+  }
   for (auto node = nodes_.rbegin(); node != nodes_.rend(); ++node) {
     std::vector<Tensor> grads(node->outputs.size());
     bool any = false;
@@ -103,6 +119,9 @@ void Tape::backward(const std::vector<Tensor>& outputs, const std::vector<Tensor
       }
     }
     release(*node);
+    if (ready) {
+      for (const GradSlot* leaf : completes[nodes_.rend() - node - 1]) ready(*leaf);
+    }
   }
 }
 

@@ -34,6 +34,10 @@ struct TapeNode {
   BackwardFn backward;
 };
 
+// Called during backward with a leaf whose gradient is complete: no op still to be run backward
+// adds to it (data parallelism starts reducing it while backward goes on).
+using GradientReady = std::function<void(const GradSlot& leaf)>;
+
 // Records the ops run on this thread while a TapeScope names it, and runs them backward.
 class Tape {
  public:
@@ -42,9 +46,11 @@ class Tape {
   Tape& operator=(const Tape&) = delete;
 
   // Back-propagates from a one-element loss (seeded with 1) into every leaf, then clears the tape.
-  void backward(const Tensor& loss);
+  // `ready`, when given, hears of each leaf as soon as its gradient is complete.
+  void backward(const Tensor& loss, const GradientReady& ready = {});
   // Back-propagates from several outputs, each seeded with the matching gradient.
-  void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs);
+  void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
+                const GradientReady& ready = {});
   // Forgets every recorded op and the activations they saved.
   void clear() { nodes_.clear(); }
   size_t size() const { return nodes_.size(); }

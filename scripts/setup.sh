@@ -21,6 +21,7 @@ packages=(
   libfftw3-dev             # the FFT under the log-mel front end
   espeak-ng libespeak-ng-dev fonts-nanum  # speech and Hangul text for the synthetic corpus
   ffmpeg                   # the command-line peer of the video benchmark and media test fixtures
+  libopenmpi-dev openmpi-bin  # data-parallel training across processes (mpirun), the mpi tests
 )
 for option in "$@"; do
   case "$option" in

@@ -1,7 +1,5 @@
 #include "train/checkpoint.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
 
@@ -17,6 +15,8 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kStepPrefix = "step-";
+// Written last into a step directory, after every rank has written its part.
+constexpr const char* kCompleteMarker = "complete.json";
 
 // The step number of a directory named step-N, if it is one.
 std::optional<int64_t> step_of(const std::string& name) {
@@ -62,44 +62,54 @@ TrainerState TrainerState::from_json(const nlohmann::json& json, const std::stri
   return s;
 }
 
-std::string save_checkpoint(const std::string& run_dir, const CheckpointContents& c, int64_t keep) {
-  fs::create_directories(run_dir);
+std::string save_checkpoint(const std::string& run_dir, const CheckpointContents& c, int64_t keep,
+                            Communicator& communicator) {
+  const bool lead = communicator.rank() == 0;
   const fs::path final_dir = fs::path(run_dir) / cat(kStepPrefix, c.state.step);
-  const fs::path temp_dir =
-      fs::path(run_dir) / cat(".", kStepPrefix, c.state.step, ".tmp.", ::getpid());
-  // Leftovers of a run killed while saving are incomplete by construction.
-  for (const auto& entry : fs::directory_iterator(run_dir)) {
-    if (entry.path().filename().string().rfind(cat(".", kStepPrefix), 0) == 0)
-      fs::remove_all(entry.path());
-  }
-  fs::create_directory(temp_dir);
-  try {
-    c.save_model((temp_dir / "model.safetensors").string());
-    save_safetensors((temp_dir / "optimizer.safetensors").string(), c.optimizer.state());
-    write_file_atomic((temp_dir / "trainer_state.json").string(), c.state.to_json().dump(2) + "\n");
-    write_file_atomic((temp_dir / "config.json").string(), c.model_config.dump(2) + "\n");
-    write_file_atomic((temp_dir / "train_config.json").string(), c.train_config.dump(2) + "\n");
-    c.tokenizer.save((temp_dir / "tokenizer.json").string());
-    // A step saved before (a resumed run passing it again) is replaced, never merged.
-    if (fs::exists(final_dir)) {
-      const fs::path old_dir =
-          fs::path(run_dir) / cat(".", kStepPrefix, c.state.step, ".old.", ::getpid());
-      fs::rename(final_dir, old_dir);
-      fs::rename(temp_dir, final_dir);
-      fs::remove_all(old_dir);
-    } else {
-      fs::rename(temp_dir, final_dir);
+  const fs::path temp_dir = fs::path(run_dir) / cat(".", kStepPrefix, c.state.step, ".tmp");
+  if (lead) {
+    fs::create_directories(run_dir);
+    // Leftovers of a run killed while saving are incomplete by construction.
+    for (const auto& entry : fs::directory_iterator(run_dir)) {
+      if (entry.path().filename().string().rfind(cat(".", kStepPrefix), 0) == 0)
+        fs::remove_all(entry.path());
     }
-    sync_directory(run_dir);
+    fs::create_directory(temp_dir);
+  }
+  communicator.barrier();
+  try {
+    c.save_optimizer(temp_dir.string());
+    communicator.barrier();  // every rank's optimizer state is in place
+    if (lead) {
+      c.save_model((temp_dir / "model.safetensors").string());
+      write_file_atomic((temp_dir / "trainer_state.json").string(),
+                        c.state.to_json().dump(2) + "\n");
+      write_file_atomic((temp_dir / "config.json").string(), c.model_config.dump(2) + "\n");
+      write_file_atomic((temp_dir / "train_config.json").string(), c.train_config.dump(2) + "\n");
+      c.tokenizer.save((temp_dir / "tokenizer.json").string());
+      const nlohmann::json marker = {{"step", c.state.step}, {"ranks", communicator.size()}};
+      write_file_atomic((temp_dir / kCompleteMarker).string(), marker.dump() + "\n");
+      // A step saved before (a resumed run passing it again) is replaced, never merged.
+      if (fs::exists(final_dir)) {
+        const fs::path old_dir = fs::path(run_dir) / cat(".", kStepPrefix, c.state.step, ".old");
+        fs::rename(final_dir, old_dir);
+        fs::rename(temp_dir, final_dir);
+        fs::remove_all(old_dir);
+      } else {
+        fs::rename(temp_dir, final_dir);
+      }
+      sync_directory(run_dir);
+      auto steps = list_checkpoints(run_dir);
+      for (size_t i = 0; i + keep < steps.size(); ++i) {
+        fs::remove_all(fs::path(run_dir) / cat(kStepPrefix, steps[i]));
+      }
+    }
   } catch (...) {
     std::error_code ignored;
-    fs::remove_all(temp_dir, ignored);
+    if (lead) fs::remove_all(temp_dir, ignored);
     throw;
   }
-  auto steps = list_checkpoints(run_dir);
-  for (size_t i = 0; i + keep < steps.size(); ++i) {
-    fs::remove_all(fs::path(run_dir) / cat(kStepPrefix, steps[i]));
-  }
+  communicator.barrier();  // no rank goes on before the step is in place
   return final_dir.string();
 }
 
@@ -107,7 +117,7 @@ std::vector<int64_t> list_checkpoints(const std::string& run_dir) {
   std::vector<int64_t> steps;
   if (!fs::is_directory(run_dir)) return steps;
   for (const auto& entry : fs::directory_iterator(run_dir)) {
-    if (!entry.is_directory()) continue;
+    if (!entry.is_directory() || !fs::exists(entry.path() / kCompleteMarker)) continue;
     if (auto step = step_of(entry.path().filename().string())) steps.push_back(*step);
   }
   std::sort(steps.begin(), steps.end());

@@ -1,7 +1,9 @@
-// Checkpoints: DIR/step-N/ holds model.safetensors, optimizer.safetensors, trainer_state.json,
-// config.json (the model's, Hugging Face keys), train_config.json and tokenizer.json. A step
-// directory is filled under a temporary name and renamed into place, so one that exists is
-// complete; only the newest `keep` survive.
+// Checkpoints: DIR/step-N/ holds model.safetensors, the optimizer state (optimizer.safetensors,
+// or one optimizer-rank-R-of-N.safetensors shard per rank under ZeRO-1), trainer_state.json,
+// config.json (the model's, Hugging Face keys), train_config.json, tokenizer.json and
+// complete.json. A step directory is filled under a temporary name; once every rank has written
+// its part, complete.json is written and the directory renamed into place, so a step-N that
+// exists is complete. Only the newest `keep` survive.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include "decoder/model.h"
 #include "encoders/tokenizer.h"
 #include "fusion/omni_model.h"
+#include "kernels/comm/communicator.h"
 #include "train/optimizer.h"
 
 namespace nuri {
@@ -36,16 +39,18 @@ struct TrainerState {
 struct CheckpointContents {
   std::function<void(const std::string& path)> save_model;  // writes model.safetensors
   const nlohmann::json& model_config;                       // config.json
-  const AdamW& optimizer;
+  // Writes this rank's optimizer state into the step directory (every rank calls it).
+  std::function<void(const std::string& dir)> save_optimizer;
   const Tokenizer& tokenizer;
   const TrainerState& state;
   const nlohmann::json& train_config;
 };
 
 // Writes run_dir/step-<state.step>/ atomically, then removes all but the newest `keep` steps.
-// Returns the step directory.
+// Every rank of `communicator` calls it; rank 0 writes all but the optimizer state. Returns the
+// step directory.
 std::string save_checkpoint(const std::string& run_dir, const CheckpointContents& contents,
-                            int64_t keep);
+                            int64_t keep, Communicator& communicator);
 
 // Complete step numbers under run_dir, ascending (temporary directories are ignored).
 std::vector<int64_t> list_checkpoints(const std::string& run_dir);

@@ -169,7 +169,7 @@ nlohmann::json default_train_config() {
         {"seed", 0},
         {"threads", 0},
         {"freeze", nlohmann::json::array()}}},
-      {"parallel", {{"dp", 1}, {"zero", 0}}},
+      {"parallel", {{"dp", 0}, {"zero", 0}, {"bucket_mb", 25.0}, {"timeout_s", 300.0}}},
       {"checkpoint", {{"dir", "runs/run"}, {"every", 0}, {"keep", 3}}},
       {"eval", {{"every", 0}, {"batches", 0}}},
       {"log", {{"metrics", ""}, {"every", 1}, {"progress", true}}},
@@ -256,6 +256,8 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   const auto& p = json["parallel"];
   c.parallel.dp = p["dp"];
   c.parallel.zero = p["zero"];
+  c.parallel.bucket_mb = p["bucket_mb"];
+  c.parallel.timeout_s = p["timeout_s"];
   const auto& ck = json["checkpoint"];
   c.checkpoint.dir = ck["dir"];
   c.checkpoint.every = ck["every"];
@@ -288,8 +290,11 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   NURI_CHECK(c.train.precision == "fp32", origin,
              ": key 'train.precision' must be \"fp32\" on the CPU, got \"", c.train.precision,
              "\"");
-  NURI_CHECK(c.parallel.dp == 1 && c.parallel.zero == 0, origin,
-             ": keys 'parallel.dp' and 'parallel.zero' must be 1 and 0 in a single process");
+  non_negative("parallel.dp", c.parallel.dp);
+  NURI_CHECK(c.parallel.zero == 0 || c.parallel.zero == 1, origin,
+             ": key 'parallel.zero' must be 0 or 1, got ", c.parallel.zero);
+  NURI_CHECK(c.parallel.bucket_mb > 0, origin, ": key 'parallel.bucket_mb' must be positive");
+  NURI_CHECK(c.parallel.timeout_s > 0, origin, ": key 'parallel.timeout_s' must be positive");
   NURI_CHECK(c.optim.adamw.lr > 0, origin, ": key 'optim.lr' must be positive");
   NURI_CHECK(c.optim.grad_clip >= 0, origin, ": key 'optim.grad_clip' must not be negative");
   NURI_CHECK(c.schedule.min_lr_ratio >= 0 && c.schedule.min_lr_ratio <= 1, origin,

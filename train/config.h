@@ -67,8 +67,10 @@ struct TrainConfig {
   } train;
 
   struct Parallel {
-    int64_t dp = 1;
-    int64_t zero = 0;
+    int64_t dp = 0;          // data-parallel ranks: 0 means every rank of the job
+    int64_t zero = 0;        // 1: AdamW states sharded over the ranks (ZeRO-1)
+    double bucket_mb = 25;   // gradients are reduced in buckets of about this size
+    double timeout_s = 300;  // a collective waiting longer stops the job (a rank died or hung)
   } parallel;
 
   struct Checkpoint {

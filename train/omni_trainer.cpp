@@ -96,7 +96,7 @@ TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& opt
   if (config.train.threads > 0) omp_set_num_threads(config.train.threads);
   const auto& tc = config.train;
   check_fresh_run(config, options);
-  const Tokenizer tokenizer = omni_tokenizer(config);
+  const Tokenizer tokenizer = rank_zero_first(options, [&] { return omni_tokenizer(config); });
   const ChatTemplate chat(tokenizer);
   const OmniConfig oc = omni_config(config, tokenizer);
   OmniModel model(oc);
@@ -106,9 +106,14 @@ TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& opt
   }
   for (const std::string& module : tc.freeze) model.freeze(module);
 
-  const PackedDataset train = ensure_pack(config, "train", model, chat);
+  // Rank 0 packs what is missing; the other ranks then read its packs.
+  const PackedDataset train =
+      rank_zero_first(options, [&] { return ensure_pack(config, "train", model, chat); });
   std::optional<PackedDataset> valid;
-  if (!config.data.valid_manifest.empty()) valid.emplace(ensure_pack(config, "valid", model, chat));
+  if (!config.data.valid_manifest.empty()) {
+    valid.emplace(
+        rank_zero_first(options, [&] { return ensure_pack(config, "valid", model, chat); }));
+  }
   const ShuffledOrder order(train.size(), tc.seed);
 
   TrainingJob job;

@@ -43,14 +43,20 @@ double warmup_cosine_lr(int64_t step, int64_t total_steps, int64_t warmup_steps,
 }
 
 AdamW::AdamW(std::vector<NamedParameter>& parameters, const AdamWOptions& options, float grad_clip,
-             std::vector<float> lr_scales)
+             std::vector<float> lr_scales, std::vector<bool> decays)
     : parameters_(parameters),
       options_(options),
       grad_clip_(grad_clip),
       lr_scales_(lr_scales.empty() ? std::vector<float>(parameters.size(), 1.0f)
-                                   : std::move(lr_scales)) {
+                                   : std::move(lr_scales)),
+      decays_(std::move(decays)) {
   NURI_CHECK(lr_scales_.size() == parameters_.size(), "adamw: ", lr_scales_.size(),
              " learning-rate factors for ", parameters_.size(), " parameters");
+  if (decays_.empty()) {
+    for (const auto& p : parameters_) decays_.push_back(p.tensor.dim() >= 2);
+  }
+  NURI_CHECK(decays_.size() == parameters_.size(), "adamw: ", decays_.size(),
+             " weight-decay flags for ", parameters_.size(), " parameters");
   for (const auto& p : parameters_) {
     exp_avg_.push_back(Tensor::zeros(p.tensor.shape()));
     exp_avg_sq_.push_back(Tensor::zeros(p.tensor.shape()));
@@ -66,6 +72,7 @@ StepResult AdamW::step(double lr) {
     if (!grad.defined()) continue;
     squares += sum_of_squares(grad.data<float>(), grad.numel());
   }
+  if (reduce_squares_) squares = reduce_squares_(squares);
   result.grad_norm = std::sqrt(squares);
   if (!std::isfinite(result.grad_norm)) {
     result.skipped = true;
@@ -88,7 +95,7 @@ StepResult AdamW::step(double lr) {
     }
     AdamWOptions options = options_;
     options.lr = static_cast<float>(lr) * lr_scales_[i];
-    if (param.dim() < 2) options.weight_decay = 0;
+    if (!decays_[i]) options.weight_decay = 0;
     adamw_step(param, grad, exp_avg_[i], exp_avg_sq_[i], options, step_);
     param.clear_grad();
   }

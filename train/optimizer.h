@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,10 +25,16 @@ struct StepResult {
 
 class AdamW {
  public:
-  // States for every parameter; weight decay applies to matrices only (not norms). Parameter i
-  // learns at lr * lr_scales[i] (all 1 when lr_scales is empty).
+  // States for every parameter. Parameter i learns at lr * lr_scales[i] (all 1 when lr_scales is
+  // empty) and decays when decays[i] (when decays is empty: matrices do, norms and biases not).
   AdamW(std::vector<NamedParameter>& parameters, const AdamWOptions& options, float grad_clip,
-        std::vector<float> lr_scales = {});
+        std::vector<float> lr_scales = {}, std::vector<bool> decays = {});
+
+  // The sum of squared gradients over every rank from this rank's (ZeRO-1: each rank holds a
+  // part of the gradients, and the clipping norm is the whole's).
+  void set_squares_reduction(std::function<double(double)> reduce) {
+    reduce_squares_ = std::move(reduce);
+  }
 
   // Clips the accumulated gradients to the global norm, updates every parameter at learning
   // rate `lr`, and clears the gradients. A non-finite norm skips the update (and still clears).
@@ -39,12 +46,17 @@ class AdamW {
   std::vector<std::pair<std::string, Tensor>> state() const;
   // Restores states written by state(); a missing or mis-shaped tensor is an error naming it.
   void load_state(const std::string& safetensors_path);
+  // Parameter i's states, to fill from another layout of the same run.
+  Tensor& exp_avg(size_t i) { return exp_avg_[i]; }
+  Tensor& exp_avg_sq(size_t i) { return exp_avg_sq_[i]; }
 
  private:
   std::vector<NamedParameter>& parameters_;
   AdamWOptions options_;
   float grad_clip_;
   std::vector<float> lr_scales_;
+  std::vector<bool> decays_;
+  std::function<double(double)> reduce_squares_;
   int64_t step_ = 0;
   std::vector<Tensor> exp_avg_, exp_avg_sq_;
 };

@@ -39,17 +39,19 @@ TrainSummary train_text_model(const TrainConfig& config, const TrainOptions& opt
   if (config.train.threads > 0) omp_set_num_threads(config.train.threads);
   const auto& tc = config.train;
   check_fresh_run(config, options);
-  const Tokenizer tokenizer = ensure_tokenizer(config, config.data.train);
+  const Tokenizer tokenizer =
+      rank_zero_first(options, [&] { return ensure_tokenizer(config, config.data.train); });
   const DecoderConfig mc = decoder_config(config, tokenizer);
   const std::string shard_dir = config.data.shard_dir.empty()
                                     ? (fs::path(config.checkpoint.dir) / "shards").string()
                                     : config.data.shard_dir;
-  const TokenStream train_stream =
-      load_token_stream(config.data.train, tokenizer, shard_dir, "train");
+  // Rank 0 writes the token shards that are missing; the other ranks then read them.
   const bool has_valid = !config.data.valid.empty();
-  const TokenStream valid_stream =
-      has_valid ? load_token_stream(config.data.valid, tokenizer, shard_dir, "valid")
-                : TokenStream{};
+  const auto [train_stream, valid_stream] = rank_zero_first(options, [&] {
+    return std::pair{load_token_stream(config.data.train, tokenizer, shard_dir, "train"),
+                     has_valid ? load_token_stream(config.data.valid, tokenizer, shard_dir, "valid")
+                               : TokenStream{}};
+  });
 
   Decoder model(mc);
   if (options.resume.empty()) {

@@ -11,9 +11,12 @@
 
 namespace nuri {
 
+class Communicator;
+
 struct TrainOptions {
   std::string resume;                       // a step or run directory to continue from
   const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGINT) to checkpoint and return
+  Communicator* communicator = nullptr;     // the data-parallel ranks; null: this process alone
 };
 
 // How a run ended.

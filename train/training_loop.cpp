@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "kernels/autograd.h"
 #include "kernels/error.h"
@@ -13,6 +14,7 @@
 #include "kernels/log.h"
 #include "kernels/ops/elementwise.h"
 #include "train/checkpoint.h"
+#include "train/data_parallel.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
 
@@ -62,11 +64,23 @@ DecoderConfig decoder_config(const TrainConfig& config, const Tokenizer& tokeniz
 TrainSummary run_training(const TrainConfig& config, const TrainOptions& options, TrainingJob& job,
                           const Tokenizer& tokenizer) {
   const auto& tc = config.train;
+  const std::unique_ptr<Communicator> alone =
+      options.communicator ? nullptr : make_single_communicator();
+  Communicator& communicator = options.communicator ? *options.communicator : *alone;
+  const int ranks = communicator.size(), rank = communicator.rank();
+  NURI_CHECK(config.parallel.dp == 0 || config.parallel.dp == ranks,
+             "config: key 'parallel.dp' is ", config.parallel.dp, " but the job has ", ranks,
+             " rank(s); every rank is data-parallel (set 0 or the number of ranks)");
   std::vector<float> lr_scales;
   for (const NamedParameter& p : job.parameters)
     lr_scales.push_back(static_cast<float>(
         config.optim.lr_scale.at(job.module_of ? job.module_of(p.name) : "decoder")));
-  AdamW optimizer(job.parameters, config.optim.adamw, config.optim.grad_clip, lr_scales);
+  const DataParallelOptions parallel{
+      .zero = static_cast<int>(config.parallel.zero),
+      .bucket_elements = std::max<int64_t>(
+          1, static_cast<int64_t>(config.parallel.bucket_mb * (1 << 20) / sizeof(float)))};
+  DataParallel optimizer(communicator, job.parameters, parallel, config.optim.adamw,
+                         config.optim.grad_clip, lr_scales);
   TrainerState state;
   state.seed = tc.seed;
   if (!options.resume.empty()) {
@@ -82,34 +96,41 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
     NURI_CHECK(!saved.is_discarded() && saved == job.model_config, dir,
                ": the checkpoint's model config differs from this config's model section");
     job.load_model((fs::path(dir) / "model.safetensors").string());
-    optimizer.load_state((fs::path(dir) / "optimizer.safetensors").string());
+    optimizer.load_optimizer(dir);
     optimizer.set_steps_taken(state.step - state.skipped_steps);
     log_info("resuming from ", dir, " at step ", state.step);
   }
-  log_info(job.description, "; ", omp_get_max_threads(), " threads");
+  log_info(job.description, "; ", omp_get_max_threads(), " threads",
+           ranks > 1 ? cat(" on each of ", ranks, " data-parallel ranks (ZeRO-",
+                           config.parallel.zero, ")")
+                     : std::string());
 
   TrainSummary summary;
   const std::string metrics_path =
       config.log.metrics.empty() ? (fs::path(config.checkpoint.dir) / "metrics.jsonl").string()
                                  : config.log.metrics;
   const std::string plot_path = (fs::path(config.checkpoint.dir) / "loss.png").string();
-  MetricsLog metrics(metrics_path, options.resume.empty() ? -1 : state.step);
-  ProgressBar bar(tc.steps, state.step, config.log.progress);
-  const bool print_lines = !bar.active();
+  const bool lead = rank == 0;  // the rank that logs and writes metrics
+  std::optional<MetricsLog> metrics;
+  if (lead) metrics.emplace(metrics_path, options.resume.empty() ? -1 : state.step);
+  ProgressBar bar(tc.steps, state.step, config.log.progress && lead);
+  const bool print_lines = !bar.active() && lead;
 
   auto checkpoint = [&] {
+    const auto save_optimizer = [&](const std::string& dir) { optimizer.save_optimizer(dir); };
     summary.checkpoint = save_checkpoint(
         config.checkpoint.dir,
-        {job.save_model, job.model_config, optimizer, tokenizer, state, config.json},
-        config.checkpoint.keep);
-    if (!plot_loss_curve(metrics_path, plot_path)) log_warn("built without OpenCV: no loss plot");
+        {job.save_model, job.model_config, save_optimizer, tokenizer, state, config.json},
+        config.checkpoint.keep, communicator);
+    if (lead && !plot_loss_curve(metrics_path, plot_path))
+      log_warn("built without OpenCV: no loss plot");
   };
   auto run_eval = [&] {
     nlohmann::json result = job.evaluate();
     summary.eval_loss = result.at("eval_loss").get<double>();
     result["step"] = state.step;
     summary.eval = result;
-    metrics.write(result);
+    if (metrics) metrics->write(result);
     if (print_lines) log_info("step ", state.step, ": ", job.describe_eval(result));
   };
 
@@ -119,7 +140,9 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
   int64_t interval_steps = 0;
   int64_t last_saved = options.resume.empty() ? -1 : state.step;
   while (state.step < tc.steps) {
-    if (options.stop && options.stop->load()) {
+    double stop = options.stop && options.stop->load() ? 1 : 0;
+    if (ranks > 1) communicator.sum_doubles({&stop, 1});  // all ranks stop at the same step
+    if (stop > 0) {
       summary.interrupted = true;
       break;
     }
@@ -131,13 +154,22 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
       Tensor scaled_loss;
       {
         TapeScope scope(tape);
-        const MicroBatchLoss batch = job.micro_batch(state.samples, tc.batch_size);
+        const int64_t first = state.samples + static_cast<int64_t>(rank) * tc.batch_size;
+        const MicroBatchLoss batch = job.micro_batch(first, tc.batch_size);
         step_loss += static_cast<double>(batch.loss.item()) / static_cast<double>(tc.grad_accum);
         step_tokens += batch.tokens;
         scaled_loss = scale(batch.loss, 1.0f / static_cast<float>(tc.grad_accum));
       }
-      state.samples += tc.batch_size;
-      tape.backward(scaled_loss);
+      state.samples += tc.batch_size * ranks;
+      // The last micro-batch's backward completes the gradients: reducing them starts at once.
+      tape.backward(scaled_loss,
+                    micro + 1 == tc.grad_accum ? optimizer.gradient_ready() : GradientReady{});
+    }
+    if (ranks > 1) {  // the step's loss and tokens over every rank
+      double totals[2] = {step_loss, static_cast<double>(step_tokens)};
+      communicator.sum_doubles(totals);
+      step_loss = totals[0] / ranks;
+      step_tokens = static_cast<int64_t>(totals[1]);
     }
     const double lr = warmup_cosine_lr(state.step + 1, tc.steps, config.schedule.warmup_steps,
                                        config.optim.adamw.lr, config.schedule.min_lr_ratio);
@@ -159,14 +191,15 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
       const double seconds = std::chrono::duration<double>(Clock::now() - interval_start).count();
       const double tokens_per_s = interval_tokens / std::max(seconds, 1e-9);
       const double mean_loss = interval_loss / static_cast<double>(interval_steps);
-      metrics.write({{"step", state.step},
-                     {"loss", step_loss},
-                     {"lr", lr},
-                     {"grad_norm", result.grad_norm},
-                     {"tokens_per_s", tokens_per_s},
-                     {"elapsed_s", state.elapsed_s},
-                     {"tokens", state.tokens},
-                     {"skipped_steps", state.skipped_steps}});
+      if (metrics)
+        metrics->write({{"step", state.step},
+                        {"loss", step_loss},
+                        {"lr", lr},
+                        {"grad_norm", result.grad_norm},
+                        {"tokens_per_s", tokens_per_s},
+                        {"elapsed_s", state.elapsed_s},
+                        {"tokens", state.tokens},
+                        {"skipped_steps", state.skipped_steps}});
       char status[128];
       std::snprintf(status, sizeof(status), "loss %.4f lr %.2e %.0f tok/s", mean_loss, lr,
                     tokens_per_s);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "encoders/tokenizer.h"
+#include "kernels/comm/communicator.h"
 #include "kernels/parameter.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -47,8 +48,23 @@ Tokenizer ensure_tokenizer(const TrainConfig& config, const std::vector<std::str
 // The decoder config with the vocabulary and end-of-text id taken from the tokenizer.
 DecoderConfig decoder_config(const TrainConfig& config, const Tokenizer& tokenizer);
 
+// Runs `prepare` on rank 0 first, then on the other ranks: what rank 0 writes (a tokenizer, token
+// shards, packs) the others find in place instead of writing it at the same time.
+template <class Prepare>
+auto rank_zero_first(const TrainOptions& options, Prepare&& prepare) {
+  constexpr double kPreparationTimeout = 7 * 24 * 3600.0;  // preparing may take long; wait
+  if (options.communicator == nullptr || options.communicator->size() == 1) return prepare();
+  if (options.communicator->rank() != 0) options.communicator->barrier(kPreparationTimeout);
+  auto prepared = prepare();
+  if (options.communicator->rank() == 0) options.communicator->barrier(kPreparationTimeout);
+  return prepared;
+}
+
 // Trains `job` until config.train.steps, writing checkpoints (with `tokenizer`) and metrics under
-// config.checkpoint.dir. With options.resume it continues from that checkpoint.
+// config.checkpoint.dir. With options.resume it continues from that checkpoint. Over several
+// ranks (options.communicator) each micro-batch of a step goes to one rank, rank r taking every
+// ranks-th one from r, so that N ranks with grad_accum A follow the run of one rank with N x A;
+// rank 0 alone logs, writes metrics and writes all but the optimizer shards of a checkpoint.
 TrainSummary run_training(const TrainConfig& config, const TrainOptions& options, TrainingJob& job,
                           const Tokenizer& tokenizer);
 

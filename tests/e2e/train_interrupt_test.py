@@ -4,7 +4,6 @@ gives the same loss at every step as an uninterrupted run, and loses nothing tha
 
 Usage: train_interrupt_test.py NURI_BINARY SOURCE_DIR WORK_DIR
 """
-import json
 import pathlib
 import re
 import shutil
@@ -13,37 +12,14 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from tiny_text import losses, tiny_text_config  # noqa: E402
+
 STEPS, EVERY = 1500, 250
 
 
 def config(work: pathlib.Path, source: pathlib.Path, name: str) -> pathlib.Path:
-    text = source / "tests/data/text"
-    doc = {
-        "model": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                  "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 64},
-        "data": {"train": [str(text / "train.txt")], "valid": [str(text / "valid.txt")],
-                 "shard_dir": str(work / "shards")},
-        "tokenizer": {"path": str(work / "tokenizer.json"), "vocab_size": 320},
-        "optim": {"lr": 0.003},
-        "schedule": {"warmup_steps": 20},
-        "train": {"steps": STEPS, "batch_size": 4, "seq_len": 16, "seed": 3, "threads": 1},
-        "checkpoint": {"dir": str(work / name), "every": EVERY, "keep": 2},
-        "eval": {"every": EVERY, "batches": 1},
-        "log": {"progress": False, "every": 1},
-    }
-    path = work / f"{name}.json"
-    path.write_text(json.dumps(doc))
-    return path
-
-
-def losses(run: pathlib.Path) -> dict:
-    out = {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if "loss" in record:
-            assert record["step"] not in out, f"step {record['step']} logged twice in {run}"
-            out[record["step"]] = record["loss"]
-    return out
+    return tiny_text_config(work, source, name, STEPS, EVERY, keep=2, warmup=20)
 
 
 def wait_for(path: pathlib.Path, process: subprocess.Popen) -> None:

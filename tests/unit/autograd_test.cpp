@@ -140,5 +140,30 @@ TEST(Autograd, AThrowingBackwardLeavesAnEmptyTape) {
   EXPECT_FALSE(w.grad().defined());
 }
 
+TEST(Autograd, GradientReadyHearsOfEachLeafOnceItsGradientIsComplete) {
+  // loss = sum(b * (a * x) + a): a is used first and last, b in between, c never.
+  Tensor a = parameter({2, 3}), b = parameter({-1, 4}), c = parameter({5});
+  const Tensor x = Tensor::from_vector({1, 2}, {2});
+  Tape tape;
+  Tensor loss;
+  {
+    TapeScope scope(tape);
+    loss = sum(add(mul(b, mul(a, x)), a));
+  }
+  std::vector<std::pair<std::string, std::vector<float>>> heard;
+  tape.backward(loss, [&](const GradSlot& leaf) {
+    const std::string name = &leaf == a.grad_slot().get()   ? "a"
+                             : &leaf == b.grad_slot().get() ? "b"
+                                                            : "other";
+    heard.emplace_back(name, leaf.grad.to_vector());
+  });
+  // b completes before a, and each is heard once with its final gradient: db = a x, da = b x + 1.
+  ASSERT_EQ(heard.size(), 2u);
+  EXPECT_EQ(heard[0], (std::pair<std::string, std::vector<float>>{"b", {2, 6}}));
+  EXPECT_EQ(heard[1], (std::pair<std::string, std::vector<float>>{"a", {0, 9}}));
+  EXPECT_EQ(a.grad().to_vector(), (std::vector<float>{0, 9}));
+  EXPECT_FALSE(c.grad().defined());
+}
+
 }  // namespace
 }  // namespace nuri
