@@ -22,6 +22,7 @@ packages=(
   espeak-ng libespeak-ng-dev fonts-nanum  # speech and Hangul text for the synthetic corpus
   ffmpeg                   # the command-line peer of the video benchmark and media test fixtures
   libopenmpi-dev openmpi-bin  # data-parallel training across processes (mpirun), the mpi tests
+  slurmd slurmctld slurm-client munge  # the srun test's private one-node Slurm cluster
 )
 for option in "$@"; do
   case "$option" in
