@@ -10,7 +10,7 @@ the encoder's tokens, as the omni model does, rather than from a classifier head
 
 Usage: bench/vision_learnability.py CORPUS_DIR [--steps N] [--lr LR] [--side PIXELS]
            [--designs vit,stem-max,stem-deep,cnn,through-decoder,td-max,td-max-nonorm,td-hybrid,
-                      td-hybrid-direct,td-cnn]
+                      td-hybrid-direct,td-cnn,td-cnn-normed]
 Needs Debian's python3-torch and numpy, and ffmpeg to read the PNGs.
 """
 import argparse
@@ -133,12 +133,17 @@ class ThroughDecoder(nn.Module):
 
 class CnnThroughDecoder(nn.Module):
     """The CNN's feature map (7x7 at 112 pixels) as tokens (linear to the decoder width) ahead of learned
-    question tokens in the same from-scratch causal decoder as ThroughDecoder."""
+    question tokens in the same from-scratch causal decoder as ThroughDecoder. With `normed`, the
+    tokens take nuri's path instead: a linear patch embedding, LayerNorm, a linear projector and
+    RMSNorm with a learned gain."""
 
-    def __init__(self, side, classes, width=192, layers=4, question=8):
+    def __init__(self, side, classes, width=192, layers=4, question=8, normed=False):
         super().__init__()
         self.cnn = CNN(classes)
         self.embed = nn.Linear(128, width)
+        if normed:
+            self.embed = nn.Sequential(nn.Linear(128, 128), nn.LayerNorm(128), nn.Linear(128, width),
+                                       nn.RMSNorm(width) if hasattr(nn, "RMSNorm") else RmsNorm(width))
         self.question = nn.Parameter(torch.randn(question, width) * 0.02)
         self.position = nn.Parameter(torch.randn((side // 16) ** 2 + question, width) * 0.02)
         block = nn.TransformerEncoderLayer(width, 4, 3 * width, 0.0, batch_first=True,
@@ -152,6 +157,17 @@ class CnnThroughDecoder(nn.Module):
         sequence = torch.cat([tokens, self.question.expand(b, -1, -1)], 1) + self.position
         mask = nn.Transformer.generate_square_subsequent_mask(sequence.shape[1])
         return self.head(self.decoder(sequence, mask=mask)[:, -1])
+
+
+class RmsNorm(nn.Module):
+    """x / rms(x) * gain, per token."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones(width))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.gain
 
 
 class CNN(nn.Module):
@@ -198,6 +214,7 @@ def main():
                "td-max": lambda: ThroughDecoder(side, len(names), deep=False),
                "td-max-nonorm": lambda: ThroughDecoder(side, len(names), deep=False, norm=False),
                "td-cnn": lambda: CnnThroughDecoder(side, len(names)),
+               "td-cnn-normed": lambda: CnnThroughDecoder(side, len(names), normed=True),
                "td-hybrid": lambda: ThroughDecoder(side, len(names), stages=(32, 64, 128, 128)),
                "td-hybrid-direct": lambda: ThroughDecoder(side, len(names),
                                                           stages=(32, 64, 128, 128),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One call on a bare GPU machine: configure and build with ninja (media and MPI off), run the
-# `cuda` tests and the CPU unit tests, run the benchmarks, and print a short table last.
+# One call on a bare GPU machine: configure and build with ninja (media and MPI off, NCCL on when
+# found), run the `cuda` tests (among them the NCCL communicator at world size 1) and the CPU unit
+# tests, run the benchmarks, and print a short table last.
 # Full logs go to the folder named by $1 or $NURI_GPU_LOG_DIR (default: gpu-logs). NURI_COMMIT names
 # the commit in the table where the copy on the GPU machine has no up-to-date git history.
 # Dependencies missing there travel in .gpu-deps/ (made here by scripts/gpu-deps.sh).
@@ -14,6 +15,13 @@ export LD_LIBRARY_PATH="$deps/lib/$arch/openblas-openmp:$deps/lib/$arch:${LD_LIB
 export PATH="/usr/local/cuda/bin:$PATH"
 export CMAKE_POLICY_VERSION_MINIMUM=3.5  # a CMake 4 there still reads the bundled older configs
 build=build-gpu
+# NCCL: the toolkit's, else the nvidia-nccl Python wheel's (include/ and lib/ beside each other).
+if [[ ! -f /usr/local/cuda/include/nccl.h ]]; then
+  nccl_home=$(python3 -c 'import nvidia.nccl as n; print(list(n.__path__)[0])' 2>/dev/null || true)
+  if [[ -n $nccl_home && -f $nccl_home/include/nccl.h ]]; then
+    export NCCL_HOME=$nccl_home LD_LIBRARY_PATH="$nccl_home/lib:$LD_LIBRARY_PATH"
+  fi
+fi
 declare -A status
 
 step() {  # step NAME LOGFILE COMMAND...: runs a step, records ok/FAILED and its seconds
@@ -50,6 +58,7 @@ summary() {  # the "N tests passed/failed" line of a ctest log, plus its skipped
   echo "== nuri gpu-check $(date -u +%Y-%m-%dT%H:%MZ) commit ${NURI_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
   echo "gpu: $(cat "$logs/gpu.txt")"
   for name in configure build cuda_tests unit_tests bench_ops; do printf '%-12s %s\n' "$name" "${status[$name]:-not run}"; done
+  echo "nccl: $(grep -q '^NURI_NCCL:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null && echo "built (${NCCL_HOME:-toolkit})" || echo "not built")"
   echo "cuda tests: $(summary ctest-cuda.log)"
   echo "unit tests: $(summary ctest-unit.log)"
   grep -E "FAILED|Failed" "$logs/ctest-cuda.log" 2>/dev/null | head -20

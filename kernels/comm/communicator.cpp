@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "kernels/comm/nccl_communicator.h"
 #include "kernels/error.h"
 
 namespace nuri {
@@ -85,6 +86,16 @@ std::unique_ptr<Communicator> make_world_communicator(const CommunicatorOptions&
       "(-DNURI_MPI=OFF); rebuild with -DNURI_MPI=ON, or run it without the launcher");
 #endif
 }
+
+#if !NURI_WITH_NCCL
+bool nccl_compiled() {
+  return false;
+}
+
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator&, const CommunicatorOptions&) {
+  fail("this build has no NCCL communicator (it needs -DNURI_CUDA=ON and NCCL; -DNURI_NCCL=ON)");
+}
+#endif
 
 std::vector<int64_t> even_counts(int64_t total, int ranks) {
   NURI_CHECK(ranks > 0 && total >= 0, "even_counts: ", total, " elements over ", ranks, " ranks");
