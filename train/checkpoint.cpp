@@ -76,10 +76,10 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointContents
     }
     fs::create_directory(temp_dir);
   }
-  communicator.barrier();
+  communicator.barrier(kWaitForRankZero);
   try {
     c.save_optimizer(temp_dir.string());
-    communicator.barrier();  // every rank's optimizer state is in place
+    communicator.barrier(kWaitForRankZero);  // every rank's optimizer state is in place
     if (lead) {
       c.save_model((temp_dir / "model.safetensors").string());
       write_file_atomic((temp_dir / "trainer_state.json").string(),
@@ -109,7 +109,7 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointContents
     if (lead) fs::remove_all(temp_dir, ignored);
     throw;
   }
-  communicator.barrier();  // no rank goes on before the step is in place
+  communicator.barrier(kWaitForRankZero);  // no rank goes on before the step is in place
   return final_dir.string();
 }
 
@@ -117,7 +117,11 @@ std::vector<int64_t> list_checkpoints(const std::string& run_dir) {
   std::vector<int64_t> steps;
   if (!fs::is_directory(run_dir)) return steps;
   for (const auto& entry : fs::directory_iterator(run_dir)) {
-    if (!entry.is_directory() || !fs::exists(entry.path() / kCompleteMarker)) continue;
+    // complete.json marks a step every rank finished; trainer_state.json alone, one written
+    // before the marker existed (a step-N directory is only ever renamed into place whole).
+    if (!entry.is_directory() || !(fs::exists(entry.path() / kCompleteMarker) ||
+                                   fs::exists(entry.path() / "trainer_state.json")))
+      continue;
     if (auto step = step_of(entry.path().filename().string())) steps.push_back(*step);
   }
   std::sort(steps.begin(), steps.end());

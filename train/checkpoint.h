@@ -35,6 +35,10 @@ struct TrainerState {
   static TrainerState from_json(const nlohmann::json& json, const std::string& origin);
 };
 
+// How long the other ranks wait for rank 0 while it alone prepares data or writes a checkpoint,
+// which may take long on a slow filesystem: a rank that dies meanwhile is reported by the launcher.
+inline constexpr double kWaitForRankZero = 7 * 24 * 3600.0;
+
 // Everything a checkpoint holds besides the run's position.
 struct CheckpointContents {
   std::function<void(const std::string& path)> save_model;  // writes model.safetensors
@@ -47,8 +51,9 @@ struct CheckpointContents {
 };
 
 // Writes run_dir/step-<state.step>/ atomically, then removes all but the newest `keep` steps.
-// Every rank of `communicator` calls it; rank 0 writes all but the optimizer state. Returns the
-// step directory.
+// Every rank of `communicator` calls it; rank 0 writes all but the optimizer state. A rank that
+// throws leaves the others waiting at a barrier: its caller must stop the job (nuri train calls
+// Communicator::abort). Returns the step directory.
 std::string save_checkpoint(const std::string& run_dir, const CheckpointContents& contents,
                             int64_t keep, Communicator& communicator);
 

@@ -101,7 +101,8 @@ DataParallel::DataParallel(Communicator& communicator, std::vector<NamedParamete
   has_grad_ = Tensor::zeros({static_cast<int64_t>(parameters.size())});
   taken_.assign(parameters.size(), false);
   bucket_of_.assign(parameters.size(), 0);
-  // Backward completes the last parameters first, so buckets fill from the end.
+  // Backward completes the last parameters first (when they come in forward order), so buckets
+  // fill from the end.
   for (size_t i = parameters.size(); i-- > 0;) {
     if (buckets_.empty() || buckets_.back().end - buckets_.back().begin >= options.bucket_elements)
       buckets_.push_back({offsets_[i], offsets_[i + 1], 0, 0, nullptr});
@@ -167,10 +168,15 @@ void DataParallel::start_ready_buckets() {
   }
 }
 
-void DataParallel::finish_reduction() {
+void DataParallel::finish_backward() {
+  if (!reducing_) return;
   for (size_t i = 0; i < parameters_.size(); ++i) {
     if (!taken_[i]) take_gradient(i);
   }
+}
+
+void DataParallel::finish_reduction() {
+  finish_backward();
   for (Bucket& bucket : buckets_) {
     bucket.work->wait();
     bucket.work.reset();

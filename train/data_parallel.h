@@ -1,9 +1,12 @@
 // Data parallelism: each rank trains on its own slice of every step's samples and all ranks take
-// the same update. Gradients are reduced in buckets, each started as soon as backward has
-// finished its parameters so that communication overlaps the rest of backward, and only on a
-// step's last micro-batch. ZeRO-0: every rank gets the averaged gradients and keeps the whole
-// AdamW state. ZeRO-1: the gradients are reduce-scattered over the flattened parameters, each rank
-// keeps AdamW states for its shard alone and updates it, and the shards are all-gathered.
+// the same update. Gradients are reduced in buckets, filled from the last parameter back; a bucket
+// starts once backward has finished its parameters and every bucket before it has started (the
+// same order on every rank), so communication overlaps the rest of backward. Only a step's last
+// micro-batch reduces. Parameters should come in the order their gradients complete last-first:
+// a module used early in forward (an encoder) ahead of those used later. ZeRO-0: every rank gets
+// the averaged gradients and keeps the whole AdamW state. ZeRO-1: the gradients are
+// reduce-scattered over the flattened parameters, each rank keeps AdamW states for its shard alone
+// and updates it, and the shards are all-gathered.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +38,10 @@ class DataParallel {
   // For the backward of a step's last micro-batch: starts each bucket's reduction once its
   // gradients are complete. Empty when there is nothing to reduce (one rank, ZeRO-0).
   GradientReady gradient_ready();
+  // Right after that backward, before any other collective: starts the buckets still waiting for
+  // gradients this rank's backward never reached (they count as zero), so that every rank has
+  // started the same collectives in the same order.
+  void finish_backward();
 
   // Finishes the reductions (gradients that backward never reached count as zero) and takes
   // one AdamW step at learning rate `lr`; every rank ends with the same parameters.
@@ -66,7 +73,7 @@ class DataParallel {
 
   void take_gradient(size_t parameter);
   void start_ready_buckets();
-  void finish_reduction();
+  void finish_reduction();  // waits for every bucket and leaves the averaged gradients
   void all_gather_parameters();
 
   Communicator& communicator_;

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -118,6 +119,11 @@ TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& opt
 
   TrainingJob job;
   job.parameters = model.trainable_parameters();
+  // Encoders and projectors first: forward uses them before the decoder, so backward completes
+  // their gradients last, and data parallelism buckets from the end of this list.
+  std::stable_partition(job.parameters.begin(), job.parameters.end(), [](const NamedParameter& p) {
+    return OmniModel::module_of(p.name) != "decoder";
+  });
   NURI_CHECK(!job.parameters.empty(), "config: train.freeze leaves nothing to train");
   job.micro_batch = [&](int64_t first, int64_t count) {
     std::vector<OmniSample> samples;

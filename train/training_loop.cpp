@@ -165,7 +165,8 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
       tape.backward(scaled_loss,
                     micro + 1 == tc.grad_accum ? optimizer.gradient_ready() : GradientReady{});
     }
-    if (ranks > 1) {  // the step's loss and tokens over every rank
+    optimizer.finish_backward();  // every rank has started every bucket before the next collective
+    if (ranks > 1) {              // the step's loss and tokens over every rank
       double totals[2] = {step_loss, static_cast<double>(step_tokens)};
       communicator.sum_doubles(totals);
       step_loss = totals[0] / ranks;

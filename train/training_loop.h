@@ -11,6 +11,7 @@
 #include "encoders/tokenizer.h"
 #include "kernels/comm/communicator.h"
 #include "kernels/parameter.h"
+#include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
@@ -52,11 +53,12 @@ DecoderConfig decoder_config(const TrainConfig& config, const Tokenizer& tokeniz
 // shards, packs) the others find in place instead of writing it at the same time.
 template <class Prepare>
 auto rank_zero_first(const TrainOptions& options, Prepare&& prepare) {
-  constexpr double kPreparationTimeout = 7 * 24 * 3600.0;  // preparing may take long; wait
-  if (options.communicator == nullptr || options.communicator->size() == 1) return prepare();
-  if (options.communicator->rank() != 0) options.communicator->barrier(kPreparationTimeout);
+  Communicator* communicator = options.communicator;
+  if (communicator == nullptr || communicator->size() == 1) return prepare();
+  if (communicator->rank() != 0) communicator->barrier(kWaitForRankZero);
   auto prepared = prepare();
-  if (options.communicator->rank() == 0) options.communicator->barrier(kPreparationTimeout);
+  if (communicator->rank() == 0) communicator->barrier(kWaitForRankZero);
+  communicator->barrier(kWaitForRankZero);  // until the other ranks have read what rank 0 wrote
   return prepared;
 }
 

@@ -20,16 +20,18 @@ class Completed final : public PendingCollective {
 };
 
 // One rank's reduce-scatter or all-gather: its input is the whole result.
+// What the MPI communicator sums, refused here too, so that a mistake shows with one rank.
+void check_summable(const Tensor& buffer, const char* what) {
+  const DType dtype = buffer.defined() ? buffer.dtype() : DType::u8;
+  NURI_CHECK(dtype == DType::f32 || dtype == DType::i32 || dtype == DType::i64, what,
+             ": cannot sum ", buffer.defined() ? dtype_name(dtype) : "undefined",
+             " tensors (f32, i32 or i64)");
+}
+
 std::unique_ptr<PendingCollective> copy_alone(const Tensor& input, Tensor output,
                                               const std::vector<int64_t>& counts,
                                               const char* what) {
-  NURI_CHECK(counts.size() == 1 && counts[0] == output.numel(), what, ": ", counts.size(),
-             " counts for 1 rank, or a count that is not the output's ", output.numel(),
-             " elements");
-  NURI_CHECK(input.dtype() == output.dtype() && input.numel() == output.numel(), what,
-             ": one rank's input ", shape_str(input.shape()), " ", dtype_name(input.dtype()),
-             " does not match the output ", shape_str(output.shape()), " ",
-             dtype_name(output.dtype()));
+  check_parts(input, output, counts, 0, 1, what);
   if (!input.same(output)) output.copy_from(input.view(output.shape()));
   return std::make_unique<Completed>();
 }
@@ -40,11 +42,13 @@ class SingleCommunicator final : public Communicator {
   int size() const override { return 1; }
   int local_rank() const override { return 0; }
   std::string backend() const override { return "single"; }
-  std::unique_ptr<PendingCollective> start_all_reduce(Tensor) override {
+  std::unique_ptr<PendingCollective> start_all_reduce(Tensor buffer) override {
+    check_summable(buffer, "all_reduce");
     return std::make_unique<Completed>();
   }
   std::unique_ptr<PendingCollective> start_reduce_scatter(Tensor input, Tensor output,
                                                           std::vector<int64_t> counts) override {
+    check_summable(input, "reduce_scatter");
     return copy_alone(input, output, counts, "reduce_scatter");
   }
   std::unique_ptr<PendingCollective> start_all_gather(Tensor input, Tensor output,
@@ -68,6 +72,11 @@ bool launched_by_mpi() {
   for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
     if (std::getenv(variable) != nullptr) return true;
   }
+  // srun without an MPI plugin starts independent processes that would all train alone.
+  const char* tasks = std::getenv("SLURM_STEP_NUM_TASKS");
+  NURI_CHECK(tasks == nullptr || std::atoi(tasks) <= 1, "srun started ", tasks,
+             " tasks without MPI's environment (no PMIX_RANK or PMI_RANK): run srun --mpi=pmix, "
+             "or set MpiDefault=pmix in slurm.conf");
   return false;
 }
 
@@ -96,6 +105,19 @@ std::unique_ptr<Communicator> make_nccl_communicator(Communicator&, const Commun
   fail("this build has no NCCL communicator (it needs -DNURI_CUDA=ON and NCCL; -DNURI_NCCL=ON)");
 }
 #endif
+
+void check_parts(const Tensor& whole, const Tensor& part, const std::vector<int64_t>& counts,
+                 int rank, int ranks, const char* what) {
+  NURI_CHECK(static_cast<int>(counts.size()) == ranks, what, ": ", counts.size(), " counts for ",
+             ranks, " rank(s)");
+  int64_t total = 0;
+  for (int64_t count : counts) total += count;
+  NURI_CHECK(whole.dtype() == part.dtype(), what, ": dtypes ", dtype_name(whole.dtype()), " and ",
+             dtype_name(part.dtype()), " differ");
+  NURI_CHECK(whole.numel() == total && part.numel() == counts[rank], what, ": buffers of ",
+             whole.numel(), " and ", part.numel(), " elements do not fit counts summing to ", total,
+             " with ", counts[rank], " for rank ", rank);
+}
 
 std::vector<int64_t> even_counts(int64_t total, int ranks) {
   NURI_CHECK(ranks > 0 && total >= 0, "even_counts: ", total, " elements over ", ranks, " ranks");

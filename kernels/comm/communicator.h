@@ -1,7 +1,8 @@
 // Communicators: the collectives that data parallelism needs (all-reduce, reduce-scatter,
-// all-gather, broadcast, barrier) behind one interface. MPI implements it for CPU tensors; a
-// process that no launcher started gets the single-rank one. Launching is mpirun's or srun's job:
-// rank and world size come from the environment they set.
+// all-gather, broadcast, barrier) behind one interface. MPI implements it for CPU tensors and NCCL
+// for GPU tensors (kernels/comm/nccl_communicator.h); a process that no launcher started gets the
+// single-rank one. Launching is mpirun's or srun's job: rank and world size come from the
+// environment they set.
 #pragma once
 
 #include <cstdint>
@@ -32,10 +33,10 @@ class Communicator {
   virtual int size() const = 0;
   // This rank's index among the ranks on its node (picks the GPU).
   virtual int local_rank() const = 0;
-  // "mpi" or "single".
+  // "mpi", "nccl" or "single".
   virtual std::string backend() const = 0;
 
-  // Sums `buffer` (f32, i32 or i64, contiguous) over the ranks, in place.
+  // Sums `buffer` over the ranks, in place: f32, i32 or i64 (NCCL also bf16 and f16).
   virtual std::unique_ptr<PendingCollective> start_all_reduce(Tensor buffer) = 0;
   // `input` holds sum(counts) elements, rank r's part (counts[r] of them) after the parts of the
   // ranks before it; `output` [counts[rank]] receives the sum over ranks of this rank's part.
@@ -76,7 +77,7 @@ struct CommunicatorOptions {
 };
 
 // True when mpirun or srun started this process (OMPI_COMM_WORLD_SIZE, PMIX_RANK or PMI_RANK is
-// set), so that it has peers to join.
+// set), so that it has peers to join. srun with several tasks but no MPI plugin is an error.
 bool launched_by_mpi();
 
 // The communicator of every rank in the job: MPI when launched_by_mpi(), else a single rank.
@@ -85,6 +86,12 @@ std::unique_ptr<Communicator> make_world_communicator(const CommunicatorOptions&
 
 // One rank alone: every collective completes at once and leaves its result in place.
 std::unique_ptr<Communicator> make_single_communicator();
+
+// Checks a reduce-scatter or all-gather layout: one count for each of `ranks`, `whole` holding
+// sum(counts) elements and `part` (rank `rank`'s) counts[rank], both of one dtype; errors name
+// `what`.
+void check_parts(const Tensor& whole, const Tensor& part, const std::vector<int64_t>& counts,
+                 int rank, int ranks, const char* what);
 
 // Counts of `total` elements split over `ranks` as evenly as can be, the first ranks taking one
 // more; a helper for reduce-scatter and all-gather layouts.

@@ -54,8 +54,9 @@ void check_cpu(const Tensor& tensor, const char* what) {
 }
 
 // Ends the process when a guarded call outlives its deadline: a collective that another rank
-// never joins would otherwise block for ever. The launcher (mpirun, srun) then stops the other
-// ranks, as it does for any rank that exits with an error. Arming and disarming take an
+// never joins would otherwise block for ever. mpirun (or srun --kill-on-bad-exit) then stops the
+// other ranks, as it does for any rank that exits with an error; without it each rank's own
+// watchdog ends it in turn. Arming and disarming take an
 // uncontended lock and wake no thread; the watchdog looks every 50 ms.
 class Watchdog {
  public:
@@ -121,6 +122,15 @@ class MpiPending final : public PendingCollective {
   MpiPending(const MpiCommunicator& owner, std::string what, std::vector<Tensor> keep,
              double timeout_s = 0)
       : owner_(owner), what_(std::move(what)), keep_(std::move(keep)), timeout_s_(timeout_s) {}
+  // A collective dropped before it completed (an error unwinding) is waited for first, under the
+  // timeout, so that MPI never writes into freed buffers.
+  ~MpiPending() override {
+    if (complete_ || request_ == MPI_REQUEST_NULL) return;
+    try {
+      wait();
+    } catch (...) {  // an MPI error: the request is dead, and so are its writes
+    }
+  }
   MPI_Request* request() { return &request_; }
   bool done() override {
     if (complete_) return true;
@@ -153,6 +163,9 @@ class MpiCommunicator final : public Communicator {
     NURI_CHECK(!initialized, "MPI is already initialised: one MPI communicator per process");
     int provided = 0;
     check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    NURI_CHECK(provided >= MPI_THREAD_FUNNELED,
+               "MPI: this MPI library does not support threads (MPI_THREAD_FUNNELED), which "
+               "nuri's OpenMP kernels need around its calls");
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     check_mpi(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
     check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
@@ -205,7 +218,7 @@ class MpiCommunicator final : public Communicator {
     check_cpu(input, "reduce_scatter");
     check_cpu(output, "reduce_scatter");
     const MPI_Datatype type = reduce_type(input.dtype(), "reduce_scatter");
-    check_layout(input, output, counts, "reduce_scatter");
+    check_parts(input, output, counts, rank(), size(), "reduce_scatter");
     auto pending = make("reduce_scatter", input, {input, output});
     for (int64_t count : counts) pending->counts_.push_back(mpi_count(count, "reduce_scatter"));
     check_mpi(MPI_Ireduce_scatter(input.raw_data(), output.raw_data(), pending->counts_.data(),
@@ -218,7 +231,7 @@ class MpiCommunicator final : public Communicator {
                                                       std::vector<int64_t> counts) override {
     check_cpu(input, "all_gather");
     check_cpu(output, "all_gather");
-    check_layout(output, input, counts, "all_gather");
+    check_parts(output, input, counts, rank(), size(), "all_gather");
     auto pending = make("all_gather", output, {input, output});
     const int64_t element = static_cast<int64_t>(dtype_size(input.dtype()));
     int64_t offset = 0;
@@ -269,20 +282,6 @@ class MpiCommunicator final : public Communicator {
   }
   std::unique_ptr<MpiPending> make(const char* op, const Tensor& buffer, std::vector<Tensor> keep) {
     return std::make_unique<MpiPending>(*this, describe(op, buffer), std::move(keep));
-  }
-
-  // `whole` holds sum(counts) elements split by rank; `part` is this rank's counts[rank].
-  void check_layout(const Tensor& whole, const Tensor& part, const std::vector<int64_t>& counts,
-                    const char* what) const {
-    NURI_CHECK(static_cast<int>(counts.size()) == size_, what, ": ", counts.size(), " counts for ",
-               size_, " ranks");
-    int64_t total = 0;
-    for (int64_t count : counts) total += count;
-    NURI_CHECK(whole.dtype() == part.dtype(), what, ": dtypes ", dtype_name(whole.dtype()), " and ",
-               dtype_name(part.dtype()), " differ");
-    NURI_CHECK(whole.numel() == total && part.numel() == counts[rank_], what, ": buffers of ",
-               whole.numel(), " and ", part.numel(), " elements do not fit counts summing to ",
-               total, " with ", counts[rank_], " for rank ", rank_);
   }
 
   mutable Watchdog watchdog_;

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <thread>
 
 #include "kernels/cuda/check.h"
@@ -42,13 +43,25 @@ ncclDataType_t nccl_type(DType dtype) {
   fail("NCCL: no NCCL type for ", dtype_name(dtype));
 }
 
+// Opens an NCCL group and closes it on every path, an error inside it included.
+class NcclGroup {
+ public:
+  NcclGroup() { check_nccl(ncclGroupStart(), "ncclGroupStart"); }
+  ~NcclGroup() noexcept(false) {
+    const ncclResult_t result = ncclGroupEnd();
+    if (std::uncaught_exceptions() == 0) check_nccl(result, "ncclGroupEnd");
+  }
+  NcclGroup(const NcclGroup&) = delete;
+  NcclGroup& operator=(const NcclGroup&) = delete;
+};
+
 class NcclCommunicator;
 
 class NcclPending final : public PendingCollective {
  public:
   NcclPending(NcclCommunicator& owner, std::string what, std::vector<Tensor> keep,
               double timeout_s);
-  ~NcclPending() override;
+  ~NcclPending() override;  // waits for an unfinished collective first, under the timeout
   bool done() override;
   void wait() override;
 
@@ -71,42 +84,24 @@ class NcclCommunicator final : public Communicator {
     NURI_CHECK(devices > 0, "NCCL communicator: this machine has no GPU");
     device_ = bootstrap.local_rank() % devices;
     NURI_CUDA_CHECK(cudaSetDevice(device_));
-    NURI_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    // Rank 0's id reaches every rank over the bootstrap communicator.
-    ncclUniqueId id{};
-    if (bootstrap.rank() == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
-    Tensor bytes = Tensor::empty({static_cast<int64_t>(sizeof(id))}, DType::u8);
-    std::memcpy(bytes.raw_data(), &id, sizeof(id));
-    bootstrap.broadcast(bytes, 0);
-    std::memcpy(&id, bytes.raw_data(), sizeof(id));
-    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
-    config.blocking = 0;  // calls return at once; settle() and the events bound every wait
-    check_nccl(ncclCommInitRankConfig(&comm_, bootstrap.size(), id, bootstrap.rank(), &config),
-               "ncclCommInitRankConfig");
-    settle("ncclCommInitRankConfig", 0);
-    scratch_ = static_cast<double*>(cuda::malloc_device(device_, kScratch * sizeof(double)));
+    // A blocking stream: it waits for the kernels that nuri launches on the default stream, so a
+    // collective never reads a buffer before the kernel writing it has finished.
+    NURI_CUDA_CHECK(cudaStreamCreate(&stream_));
+    try {
+      connect();
+    } catch (...) {
+      release(/*abort=*/true);
+      throw;
+    }
     if (bootstrap.size() > 1) set_log_prefix(cat("[rank ", bootstrap.rank(), "] "));
   }
 
-  ~NcclCommunicator() override {
-    cudaSetDevice(device_);
-    if (comm_ != nullptr) {
-      ncclCommFinalize(comm_);
-      ncclResult_t state = ncclInProgress;
-      while (ncclCommGetAsyncError(comm_, &state) == ncclSuccess && state == ncclInProgress) {
-        std::this_thread::yield();
-      }
-      ncclCommDestroy(comm_);
-    }
-    if (scratch_ != nullptr) cuda::free_device(device_, scratch_);
-    if (stream_ != nullptr) cudaStreamDestroy(stream_);
-  }
+  ~NcclCommunicator() override { release(/*abort=*/false); }
 
   int rank() const override { return bootstrap_.rank(); }
   int size() const override { return bootstrap_.size(); }
   int local_rank() const override { return bootstrap_.local_rank(); }
   std::string backend() const override { return "nccl"; }
-  double timeout_s() const { return timeout_s_; }
   cudaStream_t stream() const { return stream_; }
 
   std::unique_ptr<PendingCollective> start_all_reduce(Tensor buffer) override {
@@ -124,18 +119,19 @@ class NcclCommunicator final : public Communicator {
     check_gpu(input, "reduce_scatter");
     check_gpu(output, "reduce_scatter");
     NURI_CHECK(input.dtype() != DType::u8, "reduce_scatter: cannot sum u8 tensors");
-    check_layout(input, output, counts, "reduce_scatter");
+    check_parts(input, output, counts, rank(), size(), "reduce_scatter");
     const size_t element = dtype_size(input.dtype());
     const auto* in = static_cast<const char*>(input.raw_data());
-    check_nccl(ncclGroupStart(), "ncclGroupStart");
-    int64_t offset = 0;
-    for (int r = 0; r < size(); ++r) {
-      check_nccl(ncclReduce(in + offset * element, output.raw_data(), counts[r],
-                            nccl_type(input.dtype()), ncclSum, r, comm_, stream_),
-                 "ncclReduce");
-      offset += counts[r];
+    {
+      NcclGroup group;
+      int64_t offset = 0;
+      for (int r = 0; r < size(); ++r) {
+        check_nccl(ncclReduce(in + offset * element, output.raw_data(), counts[r],
+                              nccl_type(input.dtype()), ncclSum, r, comm_, stream_),
+                   "ncclReduce");
+        offset += counts[r];
+      }
     }
-    check_nccl(ncclGroupEnd(), "ncclGroupEnd");
     return finish(cat("reduce_scatter of ", input.numel(), " ", dtype_name(input.dtype())),
                   {input, output});
   }
@@ -145,18 +141,19 @@ class NcclCommunicator final : public Communicator {
                                                       std::vector<int64_t> counts) override {
     check_gpu(input, "all_gather");
     check_gpu(output, "all_gather");
-    check_layout(output, input, counts, "all_gather");
+    check_parts(output, input, counts, rank(), size(), "all_gather");
     const size_t element = dtype_size(output.dtype());
     auto* out = static_cast<char*>(output.raw_data());
-    check_nccl(ncclGroupStart(), "ncclGroupStart");
-    int64_t offset = 0;
-    for (int r = 0; r < size(); ++r) {
-      check_nccl(ncclBroadcast(input.raw_data(), out + offset * element, counts[r],
-                               nccl_type(output.dtype()), r, comm_, stream_),
-                 "ncclBroadcast");
-      offset += counts[r];
+    {
+      NcclGroup group;
+      int64_t offset = 0;
+      for (int r = 0; r < size(); ++r) {
+        check_nccl(ncclBroadcast(input.raw_data(), out + offset * element, counts[r],
+                                 nccl_type(output.dtype()), r, comm_, stream_),
+                   "ncclBroadcast");
+        offset += counts[r];
+      }
     }
-    check_nccl(ncclGroupEnd(), "ncclGroupEnd");
     return finish(cat("all_gather of ", output.numel(), " ", dtype_name(output.dtype())),
                   {input, output});
   }
@@ -227,6 +224,50 @@ class NcclCommunicator final : public Communicator {
  private:
   static constexpr size_t kScratch = 64;  // doubles for sum_doubles and the barrier
 
+  // Rank 0's id reaches every rank over the bootstrap communicator; then the communicator and
+  // the scratch buffer.
+  void connect() {
+    ncclUniqueId id{};
+    if (bootstrap_.rank() == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    Tensor bytes = Tensor::empty({static_cast<int64_t>(sizeof(id))}, DType::u8);
+    std::memcpy(bytes.raw_data(), &id, sizeof(id));
+    bootstrap_.broadcast(bytes, 0);
+    std::memcpy(&id, bytes.raw_data(), sizeof(id));
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;  // calls return at once; settle() and the events bound every wait
+    check_nccl(ncclCommInitRankConfig(&comm_, bootstrap_.size(), id, bootstrap_.rank(), &config),
+               "ncclCommInitRankConfig");
+    settle("ncclCommInitRankConfig", 0);
+    scratch_ = static_cast<double*>(cuda::malloc_device(device_, kScratch * sizeof(double)));
+  }
+
+  // Frees everything. The communicator is finalized first (bounded by the timeout), or aborted
+  // when `abort` is set or NCCL is in an error state. Never throws.
+  void release(bool abort) noexcept {
+    cudaSetDevice(device_);
+    if (comm_ != nullptr) {
+      ncclResult_t state = ncclSuccess;
+      if (!abort) {
+        ncclCommFinalize(comm_);
+        const auto start = Clock::now();
+        while (ncclCommGetAsyncError(comm_, &state) == ncclSuccess && state == ncclInProgress &&
+               std::chrono::duration<double>(Clock::now() - start).count() < timeout_s_) {
+          std::this_thread::yield();
+        }
+      }
+      if (abort || state != ncclSuccess) {
+        ncclCommAbort(comm_);
+      } else {
+        ncclCommDestroy(comm_);
+      }
+      comm_ = nullptr;
+    }
+    if (scratch_ != nullptr) cuda::free_device(device_, scratch_);
+    scratch_ = nullptr;
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    stream_ = nullptr;
+  }
+
   std::unique_ptr<PendingCollective> finish(std::string what, std::vector<Tensor> keep,
                                             double timeout_s = 0) {
     settle(what, timeout_s);
@@ -238,20 +279,6 @@ class NcclCommunicator final : public Communicator {
                ": the NCCL communicator takes tensors on cuda:", device_, ", got ",
                tensor.defined() ? tensor.device().str() : std::string("an undefined tensor"));
     NURI_CUDA_CHECK(cudaSetDevice(device_));
-  }
-
-  // `whole` holds sum(counts) elements split by rank; `part` is this rank's counts[rank].
-  void check_layout(const Tensor& whole, const Tensor& part, const std::vector<int64_t>& counts,
-                    const char* what) const {
-    NURI_CHECK(static_cast<int>(counts.size()) == size(), what, ": ", counts.size(), " counts for ",
-               size(), " ranks");
-    int64_t total = 0;
-    for (int64_t count : counts) total += count;
-    NURI_CHECK(
-        whole.dtype() == part.dtype() && whole.numel() == total && part.numel() == counts[rank()],
-        what, ": buffers of ", whole.numel(), " and ", part.numel(), " ", dtype_name(whole.dtype()),
-        "/", dtype_name(part.dtype()), " elements do not fit counts summing to ", total, " with ",
-        counts[rank()], " for rank ", rank());
   }
 
   Communicator& bootstrap_;
@@ -270,6 +297,12 @@ NcclPending::NcclPending(NcclCommunicator& owner, std::string what, std::vector<
 }
 
 NcclPending::~NcclPending() {
+  if (!complete_) {
+    try {
+      wait();
+    } catch (...) {  // an NCCL or CUDA error: nothing is in flight any more
+    }
+  }
   if (event_ != nullptr) cudaEventDestroy(event_);
 }
 

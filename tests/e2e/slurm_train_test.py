@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""`srun --mpi=pmix -n 2 nuri train` on a private one-node Slurm cluster (munged, slurmctld and
-slurmd started here, in WORK_DIR, on free ports) gives the losses and parameters of one rank
-with twice the gradient accumulation, within 1e-6 relative.
+"""`srun --mpi=pmix --kill-on-bad-exit=1 -n 2 nuri train` on a private one-node Slurm cluster
+(munged, slurmctld and slurmd started here, in WORK_DIR, on free ports) gives the losses and
+parameters of one rank with twice the gradient accumulation, within 1e-6 relative; srun without
+the MPI plugin is refused with advice.
 
 The daemons need root (slurmd launches the job steps): run as another user, the test says so
 and returns CTest's skip code.
@@ -68,6 +69,13 @@ NodeName={host} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} State=UNKNOWN
 PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """)
         self.env = dict(os.environ, SLURM_CONF=str(conf))
+        try:
+            self.start(work, key)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self, work: pathlib.Path, key: pathlib.Path) -> None:
         subprocess.run(["munged", f"--socket={work}/munge.socket", f"--key-file={key}",
                         f"--pid-file={work}/munged.pid", f"--log-file={work}/munged.log",
                         f"--seed-file={work}/munge.seed", "--force"], check=True)
@@ -87,7 +95,10 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
         for process in self.processes:
             process.terminate()
         for process in self.processes:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
         pid = self.work / "munged.pid"
         if pid.exists():
             os.kill(int(pid.read_text()), 15)
@@ -105,11 +116,15 @@ def main(nuri: str, source: pathlib.Path, work: pathlib.Path) -> int:
     train(nuri, None, config(work, source, "one", accum=2, zero=0), 1)
     cluster = Cluster(work / "slurm")
     try:
-        command = ["srun", "--mpi=pmix", "-n", "2", nuri, "train",
+        command = ["srun", "--mpi=pmix", "--kill-on-bad-exit=1", "-n", "2", nuri, "train",
                    str(config(work, source, "srun", accum=1, zero=1))]
         done = subprocess.run(command, env=cluster.env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{' '.join(command)}: exit {done.returncode}\n{done.stderr}"
         assert "2 data-parallel ranks (ZeRO-1)" in done.stderr, done.stderr
+        plain = ["srun", "--mpi=none", "--kill-on-bad-exit=1", "-n", "2", nuri, "train",
+                 str(config(work, source, "no-pmi", accum=1, zero=0))]
+        refused = subprocess.run(plain, env=cluster.env, capture_output=True, text=True, timeout=120)
+        assert refused.returncode != 0 and "run srun --mpi=pmix" in refused.stderr, refused.stderr
     finally:
         cluster.stop()
     assert_same_run(work / "one", work / "srun", range(1, 31))

@@ -56,6 +56,12 @@ TEST_P(DataParallelRanks, EveryRankTakesTheStepOfTheMeanGradient) {
       loss = rank_loss(list, world.rank());
     }
     tape.backward(loss, parallel.gradient_ready());
+    // only_rank_1 is last, so it is in the first bucket: rank 0's backward leaves every bucket
+    // waiting. finish_backward starts them before the collective that follows, as training does.
+    parallel.finish_backward();
+    Tensor tokens = Tensor::full({1}, 1.0);
+    world.start_all_reduce(tokens)->wait();  // non-blocking, as the buckets: matched in order
+    EXPECT_EQ(tokens.data<float>()[0], ranks);
     const StepResult result = parallel.step(0.05);
     // The mean over ranks of 2 (r + 1) p, and only_rank_1's 2 p / ranks where rank 1 exists.
     const float mean_weight = (ranks + 1) / 2.0f;
