@@ -21,12 +21,6 @@ std::string shard_file_name(int rank, int ranks) {
   return cat("optimizer-rank-", rank, "-of-", ranks, ".safetensors");
 }
 
-// The flattened elements of `tensor`, sharing its storage.
-Tensor flat_view(const Tensor& tensor) {
-  return Tensor::from_storage(tensor.storage(), tensor.offset_bytes(), {tensor.numel()},
-                              tensor.dtype());
-}
-
 // The overlap of [a, b) and [c, d), empty (begin == end) when they do not meet.
 std::pair<int64_t, int64_t> overlap(int64_t a, int64_t b, int64_t c, int64_t d) {
   const int64_t begin = std::max(a, c), end = std::min(b, d);
@@ -83,7 +77,7 @@ DataParallel::DataParallel(Communicator& communicator, std::vector<NamedParamete
   if (zero_ == 1) {
     for (const Piece& piece : pieces_) {
       Tensor view =
-          flat_view(parameters[piece.parameter].tensor).outer_slice(piece.begin, piece.end);
+          parameters[piece.parameter].tensor.view({-1}).outer_slice(piece.begin, piece.end);
       shard_params_.push_back({parameters[piece.parameter].name, view.set_requires_grad()});
     }
     optimizer_ = std::make_unique<AdamW>(shard_params_, adamw, grad_clip, piece_scales, decays);
@@ -218,7 +212,7 @@ void DataParallel::all_gather_parameters() {
   Tensor whole = Tensor::empty({offsets_.back()});
   communicator_.all_gather(shard, whole, shard_counts_);
   for (size_t i = 0; i < parameters_.size(); ++i) {
-    flat_view(parameters_[i].tensor).copy_from(whole.outer_slice(offsets_[i], offsets_[i + 1]));
+    parameters_[i].tensor.view({-1}).copy_from(whole.outer_slice(offsets_[i], offsets_[i + 1]));
   }
 }
 
@@ -267,8 +261,8 @@ void DataParallel::load_optimizer(const std::string& dir) {
     const size_t i = found->second;
     NURI_CHECK(end <= offsets_[i + 1] - offsets_[i], file.path(), ": the range ", begin, "-", end,
                " of '", name, "' exceeds its ", offsets_[i + 1] - offsets_[i], " elements");
-    for (const char* state : kStates) {
-      const std::string key = cat(name, ".", state);
+    for (int s = 0; s < 2; ++s) {  // exp_avg, then exp_avg_sq
+      const std::string key = cat(name, ".", kStates[s]);
       NURI_CHECK(file.contains(key), file.path(), ": optimizer state '", key, "' is missing");
       const Tensor saved = file.tensor(key);
       NURI_CHECK(saved.dtype() == DType::f32 && saved.numel() == end - begin, file.path(),
@@ -278,11 +272,10 @@ void DataParallel::load_optimizer(const std::string& dir) {
       for (size_t k : pieces_of[i]) {
         const auto [a, b] = overlap(begin, end, pieces_[k].begin, pieces_[k].end);
         if (a == b) continue;
-        Tensor& target =
-            std::string(state) == "exp_avg" ? optimizer_->exp_avg(k) : optimizer_->exp_avg_sq(k);
+        Tensor& target = s == 0 ? optimizer_->exp_avg(k) : optimizer_->exp_avg_sq(k);
         std::memcpy(target.data<float>() + (a - pieces_[k].begin), from + (a - begin),
                     static_cast<size_t>(b - a) * sizeof(float));
-        if (std::string(state) == "exp_avg") covered[k] += b - a;
+        if (s == 0) covered[k] += b - a;
       }
     }
   };

@@ -5,7 +5,6 @@
 
 #include "kernels/autograd.h"
 #include "kernels/error.h"
-#include "kernels/safetensors.h"
 
 namespace nuri {
 
@@ -109,27 +108,6 @@ std::vector<std::pair<std::string, Tensor>> AdamW::state() const {
     out.emplace_back(parameters_[i].name + ".exp_avg_sq", exp_avg_sq_[i]);
   }
   return out;
-}
-
-void AdamW::load_state(const std::string& safetensors_path) {
-  const auto file = SafetensorsFile::open(safetensors_path);
-  size_t expected = 0;
-  for (size_t i = 0; i < parameters_.size(); ++i) {
-    for (auto [suffix, target] :
-         {std::pair{".exp_avg", &exp_avg_[i]}, {".exp_avg_sq", &exp_avg_sq_[i]}}) {
-      const std::string name = parameters_[i].name + suffix;
-      NURI_CHECK(file.contains(name), safetensors_path, ": optimizer state '", name,
-                 "' is missing");
-      const Tensor saved = file.tensor(name);
-      NURI_CHECK(saved.shape() == target->shape() && saved.dtype() == DType::f32, safetensors_path,
-                 ": optimizer state '", name, "' has shape ", shape_str(saved.shape()), " ",
-                 dtype_name(saved.dtype()), ", expected ", shape_str(target->shape()), " f32");
-      target->copy_from(saved);
-      ++expected;
-    }
-  }
-  NURI_CHECK(file.names().size() == expected, safetensors_path, ": holds ", file.names().size(),
-             " tensors, expected ", expected, " optimizer states");
 }
 
 }  // namespace nuri

@@ -44,9 +44,7 @@ class AdamW {
 
   // States as named tensors ("<param>.exp_avg", "<param>.exp_avg_sq") for checkpoints.
   std::vector<std::pair<std::string, Tensor>> state() const;
-  // Restores states written by state(); a missing or mis-shaped tensor is an error naming it.
-  void load_state(const std::string& safetensors_path);
-  // Parameter i's states, to fill from another layout of the same run.
+  // Parameter i's states, to fill from a checkpoint (train/data_parallel.h reads any layout).
   Tensor& exp_avg(size_t i) { return exp_avg_[i]; }
   Tensor& exp_avg_sq(size_t i) { return exp_avg_sq_[i]; }
 

@@ -106,6 +106,10 @@ std::unique_ptr<Communicator> make_nccl_communicator(Communicator&, const Commun
 }
 #endif
 
+std::string describe_collective(const char* op, const Tensor& buffer) {
+  return cat(op, " of ", buffer.numel(), " ", dtype_name(buffer.dtype()));
+}
+
 void check_parts(const Tensor& whole, const Tensor& part, const std::vector<int64_t>& counts,
                  int rank, int ranks, const char* what) {
   NURI_CHECK(static_cast<int>(counts.size()) == ranks, what, ": ", counts.size(), " counts for ",

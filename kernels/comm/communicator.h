@@ -87,6 +87,9 @@ std::unique_ptr<Communicator> make_world_communicator(const CommunicatorOptions&
 // One rank alone: every collective completes at once and leaves its result in place.
 std::unique_ptr<Communicator> make_single_communicator();
 
+// "all_reduce of 12 f32": how timeouts and errors name a collective on `buffer`.
+std::string describe_collective(const char* op, const Tensor& buffer);
+
 // Checks a reduce-scatter or all-gather layout: one count for each of `ranks`, `whole` holding
 // sum(counts) elements and `part` (rank `rank`'s) counts[rank], both of one dtype; errors name
 // `what`.

@@ -204,7 +204,7 @@ class MpiCommunicator final : public Communicator {
   void all_reduce(const Tensor& buffer) override {
     check_cpu(buffer, "all_reduce");
     const MPI_Datatype type = reduce_type(buffer.dtype(), "all_reduce");
-    const std::string what = describe("all_reduce", buffer);
+    const std::string what = describe_collective("all_reduce", buffer);
     watchdog_.guard(what, 0, [&] {
       check_mpi(
           MPI_Allreduce(MPI_IN_PLACE, buffer.raw_data(), mpi_count(buffer.numel(), "all_reduce"),
@@ -277,11 +277,8 @@ class MpiCommunicator final : public Communicator {
   void abort(int code) override { MPI_Abort(MPI_COMM_WORLD, code); }
 
  private:
-  static std::string describe(const char* op, const Tensor& buffer) {
-    return cat(op, " of ", buffer.numel(), " ", dtype_name(buffer.dtype()));
-  }
   std::unique_ptr<MpiPending> make(const char* op, const Tensor& buffer, std::vector<Tensor> keep) {
-    return std::make_unique<MpiPending>(*this, describe(op, buffer), std::move(keep));
+    return std::make_unique<MpiPending>(*this, describe_collective(op, buffer), std::move(keep));
   }
 
   mutable Watchdog watchdog_;

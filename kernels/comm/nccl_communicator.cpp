@@ -110,7 +110,7 @@ class NcclCommunicator final : public Communicator {
     check_nccl(ncclAllReduce(buffer.raw_data(), buffer.raw_data(), buffer.numel(),
                              nccl_type(buffer.dtype()), ncclSum, comm_, stream_),
                "ncclAllReduce");
-    return finish(cat("all_reduce of ", buffer.numel(), " ", dtype_name(buffer.dtype())), {buffer});
+    return finish(describe_collective("all_reduce", buffer), {buffer});
   }
 
   // Unequal parts: one ncclReduce per rank, rooted at that rank, in one group.
@@ -132,8 +132,7 @@ class NcclCommunicator final : public Communicator {
         offset += counts[r];
       }
     }
-    return finish(cat("reduce_scatter of ", input.numel(), " ", dtype_name(input.dtype())),
-                  {input, output});
+    return finish(describe_collective("reduce_scatter", input), {input, output});
   }
 
   // Unequal parts: one ncclBroadcast per rank, from that rank, in one group.
@@ -154,8 +153,7 @@ class NcclCommunicator final : public Communicator {
         offset += counts[r];
       }
     }
-    return finish(cat("all_gather of ", output.numel(), " ", dtype_name(output.dtype())),
-                  {input, output});
+    return finish(describe_collective("all_gather", output), {input, output});
   }
 
   std::unique_ptr<PendingCollective> start_broadcast(Tensor buffer, int root) override {
@@ -164,7 +162,7 @@ class NcclCommunicator final : public Communicator {
     check_nccl(ncclBroadcast(buffer.raw_data(), buffer.raw_data(), buffer.numel(),
                              nccl_type(buffer.dtype()), root, comm_, stream_),
                "ncclBroadcast");
-    return finish(cat("broadcast of ", buffer.numel(), " ", dtype_name(buffer.dtype())), {buffer});
+    return finish(describe_collective("broadcast", buffer), {buffer});
   }
 
   // NCCL has no barrier: an all-reduce of one value stands for it.
