@@ -1,0 +1,399 @@
+#!/usr/bin/python3
+"""Writes tests/data/omni/: a small random omni model (vision encoder, projector and an M-RoPE
+decoder), a batch of two image-and-text sequences, their loss and the gradient of every
+parameter, computed in float64 by an implementation of the model written here in PyTorch.
+
+The vision path follows the description in encoders/vision_encoder.h (after Qwen2-VL): a
+convolutional stem per frame (3x3 convolutions with zero padding, GELU, 2x2 max-pools except the
+last stage, which pools what is left of a patch), the frame repeated temporal_patch_size times,
+patches ordered so that every merge_size x merge_size square is contiguous and each flattened as
+(channel, frame, row, column), a linear patch embedding, pre-LayerNorm ViT blocks (biased q/k/v/o,
+full attention, 2D rotate-half RoPE: the first half of each head turns by the patch's row, the
+second half by its column), a final LayerNorm, the merge of each square into one vector and the
+projector (linear, GELU, linear, RMSNorm with eps 1e-6). The decoder is the Llama of
+decoder_reference.py with multimodal RoPE (Qwen2-VL's mrope_section: the first sections[0]
+frequencies follow the temporal ids, the next sections[1] the height ids, the rest the width ids)
+and a tied output head. Each sequence's embeddings are its token embeddings with the image rows
+replaced by the encoder's output; the shorter sequence is zero-padded, its padding positions
+continue each stream from one past the largest id, and padding has no targets. The loss is the
+mean next-token cross-entropy over the targets that are not -100. GELU is the exact (erf) one.
+It shares no code with nuri.
+
+The directory holds:
+  config.json          the omni config (Hugging Face decoder keys, "vision_config" section)
+  model.safetensors    the weights (F32; norms and biases away from their trivial init)
+  golden.safetensors   per sequence b: b.ids [T] (I32), b.targets [T] (I32, -100 where there is
+                       no loss), b.positions [3, T] (I32, temporal, height and width ids as the
+                       chat template lays them out), b.slices [S, 5] (I32, media, audio, first,
+                       count, start per media slice), b.media0.pixels [3, H, W] (F32, normalised);
+                       then loss [] (F32) and grad.<parameter> for every parameter (F32, rounded
+                       from float64)
+
+Usage: /usr/bin/python3 tests/reference/omni_reference.py
+"""
+
+import json
+import math
+import os
+import struct
+
+import torch
+import torch.nn.functional as F
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "omni")
+
+VISION = dict(patch_size=8, temporal_patch_size=2, merge_size=2, hidden_size=24, num_layers=2,
+              num_heads=2, intermediate_size=48, output_size=32, min_pixels=1024,
+              max_pixels=2048, rope_theta=10000.0, layer_norm_eps=1e-5, initializer_range=0.02,
+              stem_channels=[4, 8])
+CONFIG = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+              num_attention_heads=4, num_key_value_heads=2, head_dim=12,
+              max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=10000.0,
+              tie_word_embeddings=True, rope_scaling={"type": "mrope", "mrope_section": [1, 2, 3]},
+              vision_config=VISION)
+SEED = 3
+PROJECTOR_EPS = 1e-6
+
+# Special tokens at the top of the vocabulary; text ids are drawn below them.
+IM_START, IM_END, USER, ASSISTANT, IMAGE_START, IMAGE_END, IMAGE_PAD = range(57, 64)
+TEXT_IDS = 57
+
+# Per sequence: the image's (height, width) in pixels and the turns, each (role, parts) where a
+# part is a number of text tokens or "image".
+SEQUENCES = [
+    ((48, 32), [(USER, ["image", 3]), (ASSISTANT, [4])]),
+    ((32, 64), [(USER, [2, "image", 1]), (ASSISTANT, [6])]),
+]
+
+PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
+PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def rms_norm(x, w, eps):
+    """x * rsqrt(mean(x^2) + eps) * w over the last axis."""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rotate_half(x):
+    """(x1, x2) -> (-x2, x1) over the two halves of the last axis."""
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def rotate(x, angles):
+    """x [B, T, H, D] turned by angles [B, T, D / 2] (rotate-half layout)."""
+    emb = torch.cat((angles, angles), dim=-1)[:, :, None, :]
+    return x * emb.cos() + rotate_half(x) * emb.sin()
+
+
+def inverse_frequencies(dim, theta):
+    """theta^(-2i / dim) for i < dim / 2."""
+    return 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+
+
+def attention(q, k, v, causal):
+    """softmax(q k^T / sqrt(D)) v; q [B, T, Hq, D], k and v [B, T, Hkv, D] (kv heads repeated)."""
+    groups = q.shape[2] // k.shape[2]
+    k, v = k.repeat_interleave(groups, dim=2), v.repeat_interleave(groups, dim=2)
+    scores = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(q.shape[-1])
+    if causal:
+        t = q.shape[1]
+        scores = scores.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+    return torch.einsum("bhts,bshd->bthd", scores.softmax(-1), v)
+
+
+def linear(w, x, prefix):
+    """The biased linear layer `prefix` applied to x."""
+    return F.linear(x, w[prefix + ".weight"], w[prefix + ".bias"])
+
+
+def encode_image(cfg, w, pixels):
+    """Visual tokens [grid_h * grid_w, output_size] of a normalised image [3, H, W] (stem only)."""
+    v = cfg["vision_config"]
+    p, m, tp = v["patch_size"], v["merge_size"], v["temporal_patch_size"]
+    d, heads, eps = v["hidden_size"], v["num_heads"], v["layer_norm_eps"]
+    stages = len(v["stem_channels"])
+    x, left = pixels[None], p
+    for i in range(stages):
+        pool = 2 if i + 1 < stages else left
+        conv = f"vision_encoder.stem.conv{i + 1}"
+        x = F.conv2d(x, w[conv + ".weight"], w[conv + ".bias"], padding=1)
+        x = F.max_pool2d(F.gelu(x), pool, pool)
+        left //= pool
+    # x [1, C, H / p, W / p]: one feature vector per patch, the frame repeated tp times.
+    c, bh, bw = x.shape[1], x.shape[2] // m, x.shape[3] // m
+    x = x[:, None].expand(1, tp, c, bh * m, bw * m).reshape(1, tp, c, bh, m, bw, m)
+    x = x.permute(0, 3, 5, 4, 6, 2, 1).reshape(1, bh * bw * m * m, c * tp)
+    x = linear(w, x, "vision_encoder.patch_embed")
+
+    index = torch.arange(bh * bw * m * m)
+    square, within = index // (m * m), index % (m * m)
+    rows = square // bw * m + within // m
+    cols = square % bw * m + within % m
+    half = d // heads // 2
+    inv = inverse_frequencies(half, v["rope_theta"])
+    row_angles = (rows[:, None].to(torch.float64) * inv)[None]
+    col_angles = (cols[:, None].to(torch.float64) * inv)[None]
+
+    def turn(t):
+        """Heads [1, S, H, Dh]: the first half turned by rows, the second by columns."""
+        return torch.cat((rotate(t[..., :half], row_angles),
+                          rotate(t[..., half:], col_angles)), dim=-1)
+
+    s = x.shape[1]
+    for i in range(v["num_layers"]):
+        pre = f"vision_encoder.layers.{i}."
+        h = F.layer_norm(x, (d,), w[pre + "input_layernorm.weight"],
+                         w[pre + "input_layernorm.bias"], eps)
+        q = turn(linear(w, h, pre + "self_attn.q_proj").view(1, s, heads, d // heads))
+        k = turn(linear(w, h, pre + "self_attn.k_proj").view(1, s, heads, d // heads))
+        val = linear(w, h, pre + "self_attn.v_proj").view(1, s, heads, d // heads)
+        x = x + linear(w, attention(q, k, val, False).reshape(1, s, d), pre + "self_attn.o_proj")
+        h = F.layer_norm(x, (d,), w[pre + "post_attention_layernorm.weight"],
+                         w[pre + "post_attention_layernorm.bias"], eps)
+        x = x + linear(w, F.gelu(linear(w, h, pre + "mlp.fc1")), pre + "mlp.fc2")
+    x = F.layer_norm(x, (d,), w["vision_encoder.norm.weight"], w["vision_encoder.norm.bias"], eps)
+    x = x.reshape(s // (m * m), m * m * d)
+    x = linear(w, F.gelu(linear(w, x, "vision_projector.fc1")), "vision_projector.fc2")
+    return rms_norm(x, w["vision_projector.norm.weight"], PROJECTOR_EPS)
+
+
+def embed(cfg, w, seq):
+    """Input embeddings [T, D] of one sequence: tokens, with each slice's rows from its image."""
+    tokens = w["model.embed_tokens.weight"][seq["ids"].long()]
+    visual = [encode_image(cfg, w, px) for px in seq["pixels"]]
+    pieces, at = [], 0
+    for media, audio, first, count, start in seq["slices"].tolist():
+        assert audio == 0
+        pieces += [tokens[at:start], visual[media][first:first + count]]
+        at = start + count
+    pieces.append(tokens[at:])
+    return torch.cat(pieces)
+
+
+def loss(cfg, w, batch):
+    """Mean next-token cross-entropy of a batch of sequences, zero-padded to the longest."""
+    d = cfg["hidden_size"]
+    t = max(len(seq["ids"]) for seq in batch)
+    rows, positions, targets = [], [], []
+    for seq in batch:
+        n = len(seq["ids"])
+        rows.append(torch.cat((embed(cfg, w, seq), torch.zeros(t - n, d, dtype=torch.float64))))
+        pad = seq["positions"].max() + 1 + torch.arange(t - n)
+        positions.append(torch.cat((seq["positions"].long(), pad[None].expand(3, -1)), dim=1))
+        targets.append(torch.cat((seq["targets"].long(), torch.full((t - n,), -100))))
+    x, positions, targets = torch.stack(rows), torch.stack(positions), torch.stack(targets)
+
+    b = x.shape[0]
+    hq, hkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    eps = cfg["rms_norm_eps"]
+    sections = cfg["rope_scaling"]["mrope_section"]
+    stream = torch.cat([torch.full((n,), i) for i, n in enumerate(sections)])
+    # angles [B, T, hd / 2]: frequency j turns by the position of its stream.
+    chosen = positions[:, stream, :].permute(0, 2, 1).to(torch.float64)
+    angles = chosen * inverse_frequencies(hd, cfg["rope_theta"])
+    for i in range(cfg["num_hidden_layers"]):
+        pre = f"model.layers.{i}."
+        h = rms_norm(x, w[pre + "input_layernorm.weight"], eps)
+        q = rotate((h @ w[pre + "self_attn.q_proj.weight"].T).view(b, t, hq, hd), angles)
+        k = rotate((h @ w[pre + "self_attn.k_proj.weight"].T).view(b, t, hkv, hd), angles)
+        v = (h @ w[pre + "self_attn.v_proj.weight"].T).view(b, t, hkv, hd)
+        a = attention(q, k, v, True).reshape(b, t, hq * hd)
+        x = x + a @ w[pre + "self_attn.o_proj.weight"].T
+        h = rms_norm(x, w[pre + "post_attention_layernorm.weight"], eps)
+        gate = h @ w[pre + "mlp.gate_proj.weight"].T
+        up = h @ w[pre + "mlp.up_proj.weight"].T
+        x = x + (F.silu(gate) * up) @ w[pre + "mlp.down_proj.weight"].T
+    x = rms_norm(x, w["model.norm.weight"], eps)
+    logits = x @ w["model.embed_tokens.weight"].T
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=-100)
+
+
+def parameter_shapes(cfg):
+    """name -> shape of every parameter, in the order nuri lists them."""
+    d, hd, inter = cfg["hidden_size"], cfg["head_dim"], cfg["intermediate_size"]
+    hq, hkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    shapes = {"model.embed_tokens.weight": (cfg["vocab_size"], d)}
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        shapes[p + "input_layernorm.weight"] = (d,)
+        shapes[p + "self_attn.q_proj.weight"] = (hq * hd, d)
+        shapes[p + "self_attn.k_proj.weight"] = (hkv * hd, d)
+        shapes[p + "self_attn.v_proj.weight"] = (hkv * hd, d)
+        shapes[p + "self_attn.o_proj.weight"] = (d, hq * hd)
+        shapes[p + "post_attention_layernorm.weight"] = (d,)
+        shapes[p + "mlp.gate_proj.weight"] = (inter, d)
+        shapes[p + "mlp.up_proj.weight"] = (inter, d)
+        shapes[p + "mlp.down_proj.weight"] = (d, inter)
+    shapes["model.norm.weight"] = (d,)
+
+    v = cfg["vision_config"]
+    vd, channels = v["hidden_size"], 3
+    for i, width in enumerate(v["stem_channels"]):
+        shapes[f"vision_encoder.stem.conv{i + 1}.weight"] = (width, channels, 3, 3)
+        shapes[f"vision_encoder.stem.conv{i + 1}.bias"] = (width,)
+        channels = width
+    patch_dim = v["temporal_patch_size"] * channels
+
+    def add_linear(prefix, n_in, n_out):
+        """A biased linear layer from n_in to n_out."""
+        shapes[prefix + ".weight"] = (n_out, n_in)
+        shapes[prefix + ".bias"] = (n_out,)
+
+    add_linear("vision_encoder.patch_embed", patch_dim, vd)
+    for i in range(v["num_layers"]):
+        p = f"vision_encoder.layers.{i}."
+        shapes[p + "input_layernorm.weight"] = (vd,)
+        shapes[p + "input_layernorm.bias"] = (vd,)
+        for proj in "qkvo":
+            add_linear(p + f"self_attn.{proj}_proj", vd, vd)
+        shapes[p + "post_attention_layernorm.weight"] = (vd,)
+        shapes[p + "post_attention_layernorm.bias"] = (vd,)
+        add_linear(p + "mlp.fc1", vd, v["intermediate_size"])
+        add_linear(p + "mlp.fc2", v["intermediate_size"], vd)
+    shapes["vision_encoder.norm.weight"] = (vd,)
+    shapes["vision_encoder.norm.bias"] = (vd,)
+    merged = v["merge_size"] ** 2 * vd
+    add_linear("vision_projector.fc1", merged, merged)
+    add_linear("vision_projector.fc2", merged, v["output_size"])
+    shapes["vision_projector.norm.weight"] = (v["output_size"],)
+    return shapes
+
+
+def random_weights(cfg, gen):
+    """name -> float32 tensor: norm gains near one, small biases, fan-in scaled weights."""
+    weights = {}
+    for name, shape in parameter_shapes(cfg).items():
+        if "norm" in name and name.endswith(".weight"):
+            value = 1.0 + 0.2 * torch.randn(shape, generator=gen)
+        elif name.endswith(".bias"):
+            value = 0.1 * torch.randn(shape, generator=gen)
+        elif name == "model.embed_tokens.weight":
+            value = 0.3 * torch.randn(shape, generator=gen)
+        else:
+            # Scaled so that activations stay of order one through the blocks.
+            fan_in = math.prod(shape[1:])
+            value = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
+        weights[name] = value.to(torch.float32)
+    return weights
+
+
+def lay_out(cfg, image_size, turns, gen):
+    """One sequence as the chat template lays it out (ids, targets, positions [3, T], slices)."""
+    factor = cfg["vision_config"]["patch_size"] * cfg["vision_config"]["merge_size"]
+    grid_h, grid_w = image_size[0] // factor, image_size[1] // factor
+    ids, learn, t, h, w, slices = [], [], [], [], [], []
+    state = {"next": 0, "top": -1}
+
+    def token(i, target):
+        """Appends a text or special token at the next position on all three streams."""
+        ids.append(i)
+        learn.append(target)
+        for stream in (t, h, w):
+            stream.append(state["next"])
+        state["top"] = max(state["top"], state["next"])
+        state["next"] += 1
+
+    for role, parts in turns:
+        target = role == ASSISTANT
+        token(IM_START, False)
+        token(role, False)
+        for part in parts:
+            if part == "image":
+                token(IMAGE_START, False)
+                base = state["next"]
+                slices.append([0, 0, 0, grid_h * grid_w, len(ids)])
+                for r in range(grid_h):
+                    for c in range(grid_w):
+                        ids.append(IMAGE_PAD)
+                        learn.append(False)
+                        t.append(base)
+                        h.append(base + r)
+                        w.append(base + c)
+                        state["top"] = max(state["top"], base + r, base + c)
+                state["next"] = state["top"] + 1
+                token(IMAGE_END, False)
+            else:
+                for i in torch.randint(0, TEXT_IDS, (part,), generator=gen).tolist():
+                    token(i, target)
+        token(IM_END, target)
+    targets = [ids[i + 1] if learn[i + 1] else -100 for i in range(len(ids) - 1)] + [-100]
+    return {"ids": torch.tensor(ids, dtype=torch.int32),
+            "targets": torch.tensor(targets, dtype=torch.int32),
+            "positions": torch.tensor([t, h, w], dtype=torch.int32),
+            "slices": torch.tensor(slices, dtype=torch.int32)}
+
+
+def random_pixels(size, gen):
+    """A random 8-bit RGB image of size (H, W), normalised to f32 [3, H, W]."""
+    rgb = torch.randint(0, 256, (3, *size), generator=gen).to(torch.float64)
+    mean = torch.tensor(PIXEL_MEAN, dtype=torch.float64)[:, None, None]
+    std = torch.tensor(PIXEL_STD, dtype=torch.float64)[:, None, None]
+    return ((rgb / 255 - mean) / std).to(torch.float32)
+
+
+def write_safetensors(path, tensors):
+    """tensors: name -> (dtype name, shape, little-endian bytes). Offsets follow the given order."""
+    header, data = {}, b""
+    for name, (dtype, shape, blob) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": list(shape),
+                        "data_offsets": [len(data), len(data) + len(blob)]}
+        data += blob
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(text)) + text + data)
+
+
+def f32(t):
+    """A tensor as an F32 safetensors entry."""
+    return ("F32", tuple(t.shape), t.detach().to(torch.float32).numpy().astype("<f4").tobytes())
+
+
+def i32(t):
+    """A tensor as an I32 safetensors entry."""
+    return ("I32", tuple(t.shape), t.numpy().astype("<i4").tobytes())
+
+
+def main():
+    """Draws the model and the batch, runs forward and backward, writes the three files."""
+    gen = torch.Generator().manual_seed(SEED)
+    weights = random_weights(CONFIG, gen)
+    batch = []
+    for image_size, turns in SEQUENCES:
+        seq = lay_out(CONFIG, image_size, turns, gen)
+        seq["pixels"] = [random_pixels(image_size, gen)]
+        batch.append(seq)
+
+    w = {k: v.to(torch.float64).requires_grad_() for k, v in weights.items()}
+    value = loss(CONFIG, w, [dict(s, pixels=[p.to(torch.float64) for p in s["pixels"]])
+                             for s in batch])
+    value.backward()
+
+    os.makedirs(OUT, exist_ok=True)
+    config = dict(CONFIG, architectures=["LlamaForCausalLM"], model_type="llama",
+                  hidden_act="silu", torch_dtype="float32", initializer_range=0.02,
+                  attention_bias=False, bos_token_id=None, eos_token_id=IM_END)
+    with open(os.path.join(OUT, "config.json"), "w") as out:
+        json.dump(config, out, indent=2)
+        out.write("\n")
+    write_safetensors(os.path.join(OUT, "model.safetensors"),
+                      {k: f32(v) for k, v in weights.items()})
+    golden = {}
+    for b, seq in enumerate(batch):
+        for key in ("ids", "targets", "positions", "slices"):
+            golden[f"{b}.{key}"] = i32(seq[key])
+        golden[f"{b}.media0.pixels"] = f32(seq["pixels"][0])
+    golden["loss"] = f32(value.reshape(()))
+    for name, t in w.items():
+        assert t.grad is not None and t.grad.abs().max() > 0, name
+        golden["grad." + name] = f32(t.grad)
+    write_safetensors(os.path.join(OUT, "golden.safetensors"), golden)
+    lengths = [len(seq["ids"]) for seq in batch]
+    print(f"omni: sequences of {lengths} tokens, {len(w)} parameters "
+          f"({sum(t.numel() for t in w.values())} values), loss {value.item():.6f}")
+
+
+if __name__ == "__main__":
+    main()
