@@ -27,7 +27,10 @@ Config read(const nlohmann::json& json, const char* what) {
     if (!json.contains(key)) return;
     const nlohmann::json& value = json.at(key);
     using T = std::remove_reference_t<decltype(member)>;
-    if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    if constexpr (std::is_same_v<T, bool>) {
+      NURI_CHECK(value.is_boolean(), what, " key '", key, "': expected true or false, got ",
+                 value.dump());
+    } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
       NURI_CHECK(
           value.is_array() && std::all_of(value.begin(), value.end(),
                                           [](const auto& v) { return v.is_number_integer(); }),

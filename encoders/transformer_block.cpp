@@ -131,8 +131,17 @@ Projector Projector::add(ParameterList& params, const std::string& prefix, int64
   return projector;
 }
 
-Tensor Projector::forward(const ParameterList& params, const Tensor& x) const {
-  return rms_norm(mlp.forward(params, x), params[norm], eps);
+Tensor Projector::forward(const ParameterList& params, const Tensor& x,
+                          const Tensor& context) const {
+  Tensor y = mlp.forward(params, x);
+  if (context.defined()) {
+    const int64_t n = y.size(0), s = y.size(1), d = y.size(2);
+    NURI_CHECK(context.dim() == 2 && context.size(0) == n && context.size(1) == d,
+               "projector: context must be [", n, ", ", d, "], not ", shape_str(context.shape()));
+    const Tensor row = reshape(context, {n, 1, d});
+    y = nuri::add(y, concat(std::vector<Tensor>(static_cast<size_t>(s), row), 1));
+  }
+  return rms_norm(y, params[norm], eps);
 }
 
 std::pair<Tensor, Tensor> KeyValueBuffer::append(const Tensor& k, const Tensor& v) {

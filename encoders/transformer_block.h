@@ -96,7 +96,8 @@ struct Mlp {
 // The projector to the decoder width: an Mlp whose output is RMS-normalised per token with a
 // learned gain. The decoder normalises its inputs, so nothing else bounds an encoder token's
 // scale; left free, training grows a shared component of every token until what the image or
-// sound adds is a vanishing part of it.
+// sound adds is a vanishing part of it. An optional context row per item (for example a summary
+// of the whole image) is added to each of the item's tokens before the norm.
 struct Projector {
   Mlp mlp;
   size_t norm = 0;
@@ -104,7 +105,8 @@ struct Projector {
   // Adds `prefix`.fc1, `prefix`.fc2 and `prefix`.norm.weight (ones).
   static Projector add(ParameterList& params, const std::string& prefix, int64_t in, int64_t hidden,
                        int64_t out);
-  Tensor forward(const ParameterList& params, const Tensor& x) const;
+  // x [N, S, in] -> [N, S, out]; context, when defined, is [N, out].
+  Tensor forward(const ParameterList& params, const Tensor& x, const Tensor& context = {}) const;
 };
 
 // Keys and values of earlier inputs for one layer of a single stream (batch 1), grown by

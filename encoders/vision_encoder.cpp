@@ -64,6 +64,9 @@ void VisionEncoderConfig::validate() const {
                " must be divisible by ", halvings, " with a stem of ", stem_channels.size(),
                " stages (every stage but the last halves the resolution)");
   }
+  NURI_CHECK(!global_context || !stem_channels.empty(),
+             "vision encoder config: global_context pools the stem's features and needs "
+             "stem_channels");
 }
 
 VisionEncoderConfig VisionEncoderConfig::from_json(const nlohmann::json& json) {
@@ -106,6 +109,10 @@ VisionEncoder::VisionEncoder(const VisionEncoderConfig& config) : config_(config
   }
   norm_ = LayerNorm::add(params_, "vision_encoder.norm", d, config_.layer_norm_eps);
   projector_ = Projector::add(params_, "vision_projector", merged, merged, config_.output_size);
+  if (config_.global_context) {
+    global_ = Linear::add(params_, "vision_projector.global", config_.stem_channels.back(),
+                          config_.output_size);
+  }
 }
 
 void VisionEncoder::init(Generator& generator) {
@@ -169,7 +176,14 @@ Tensor VisionEncoder::encode_slices(const Tensor& features) const {
   const AttentionOptions options{.mask = AttentionMask::full};
   for (const TransformerBlock& block : blocks_) x = block.forward(params_, x, rotate, options);
   x = reshape(norm_.forward(params_, x), {n, s / (m * m), m * m * d});
-  return projector_.forward(params_, x);
+  Tensor context;
+  if (config_.global_context) {  // the maximum over each slice's frames, rows and columns
+    const int64_t area = features.size(2) * features.size(3);
+    Tensor pooled = permute(reshape(features, {n, tp, c, area}), {0, 2, 1, 3});
+    pooled = reshape(max_pool2d(pooled, {tp, area}, {tp, area}), {n, c});
+    context = global_.forward(params_, pooled);
+  }
+  return projector_.forward(params_, x, context);
 }
 
 Tensor VisionEncoder::encode_image(const Tensor& pixels) const {

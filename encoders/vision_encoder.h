@@ -20,6 +20,12 @@
 // Shape is what a linear patch of raw pixels cannot learn from little data; the stem's edges and
 // corners, pooled per patch, let a small encoder learn it (docs/benchmarks.md).
 //
+// With global_context (which needs the stem), the maximum of the stem's output over a whole image
+// (over every frame of a video's temporal slice), mapped linearly to output_size, is added to
+// each of its tokens before the projector's RMSNorm. A decoder trained from scratch learns slowly
+// to find the one token that holds a small object; this summary puts what the image holds in
+// every token (docs/benchmarks.md, "Through the decoder").
+//
 // Output tokens come in raster order of the merged grid: an H x W image gives
 // (H / (patch_size x merge_size)) x (W / (patch_size x merge_size)) tokens.
 #pragma once
@@ -53,6 +59,7 @@ struct VisionEncoderConfig {
   float layer_norm_eps = 1e-6f;
   float initializer_range = 0.02f;
   std::vector<int64_t> stem_channels;  // empty: linear patches of raw pixels; else stage widths
+  bool global_context = false;         // add the image's pooled stem features to every token
 
   // Image sides must be multiples of this: patch_size x merge_size (28 by default).
   int64_t factor() const { return patch_size * merge_size; }
@@ -90,6 +97,7 @@ struct VisionEncoderConfig {
     visit("layer_norm_eps", c.layer_norm_eps);
     visit("initializer_range", c.initializer_range);
     visit("stem_channels", c.stem_channels);
+    visit("global_context", c.global_context);
   }
 };
 
@@ -114,7 +122,8 @@ Tensor prepare_video(const std::vector<Image>& frames, const VisionEncoderConfig
 // input_layernorm, self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.fc1,
 // mlp.fc2}.{weight,bias}, vision_encoder.norm.{weight,bias},
 // vision_projector.{fc1 [4D, 4D], fc2 [output_size, 4D]}.{weight,bias} (4 = merge_size^2),
-// vision_projector.norm.weight [output_size].
+// vision_projector.norm.weight [output_size]; with global_context,
+// vision_projector.global.{weight [output_size, stem_channels.back()], bias}.
 //
 // The encode calls record on the active tape for training; run them inside a NoGradScope for
 // inference.
@@ -166,6 +175,7 @@ class VisionEncoder {
   std::vector<TransformerBlock> blocks_;
   LayerNorm norm_;
   Projector projector_;
+  Linear global_;  // only with global_context
 };
 
 }  // namespace nuri

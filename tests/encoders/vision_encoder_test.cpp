@@ -42,6 +42,13 @@ VisionEncoderConfig tiny_stem_config() {
   return c;
 }
 
+// The stem config with the image's pooled stem features added to every token.
+VisionEncoderConfig tiny_global_config() {
+  VisionEncoderConfig c = tiny_stem_config();
+  c.global_context = true;
+  return c;
+}
+
 VisionEncoder initialised(const VisionEncoderConfig& config, uint64_t seed) {
   VisionEncoder encoder(config);
   Generator gen{seed, 0};
@@ -127,6 +134,58 @@ TEST(VisionEncoder, StemKeepsTokenCountsAndVideoSlices) {
   EXPECT_LT(relative_max_diff(slice(encoder.encode_images(batch), 0, 1, 2).view({4, 12}),
                               encoder.encode_image(slice(batch, 0, 1, 2).view({3, 8, 8}))),
             1e-5);
+}
+
+TEST(VisionEncoder, GlobalContextParametersAndSlices) {
+  const VisionEncoder shapes(tiny_global_config());
+  std::map<std::string, Shape> actual;
+  for (const NamedParameter& p : shapes.parameters()) actual[p.name] = p.tensor.shape();
+  EXPECT_EQ(actual.at("vision_projector.global.weight"), (Shape{12, 6}));
+  EXPECT_EQ(actual.at("vision_projector.global.bias"), (Shape{12}));
+  EXPECT_EQ(actual.size(), 4u + 2 + 2 * 16 + 2 + 5 + 2);
+
+  const VisionEncoder encoder = initialised(tiny_global_config(), 40);
+  NoGradScope no_grad;
+  const Tensor frames = random_tensor({3, 3, 8, 4}, 41);
+  const Tensor out = encoder.encode_video(frames);
+  ASSERT_EQ(out.shape(), (Shape{4, 12}));
+  // The last slice is the odd frame repeated: that frame as an image, context included.
+  EXPECT_LT(relative_max_diff(slice(out, 0, 2, 4),
+                              encoder.encode_image(slice(frames, 0, 2, 3).view({3, 8, 4}))),
+            1e-5);
+  const Tensor batch = random_tensor({2, 3, 8, 8}, 42);
+  EXPECT_LT(relative_max_diff(slice(encoder.encode_images(batch), 0, 1, 2).view({4, 12}),
+                              encoder.encode_image(slice(batch, 0, 1, 2).view({3, 8, 8}))),
+            1e-5);
+}
+
+TEST(VisionEncoder, GlobalContextCarriesAFarPatchIntoEveryToken) {
+  // Without ViT blocks a token sees only its own patch, unless the context adds the whole image.
+  VisionEncoderConfig local = tiny_stem_config();
+  local.num_layers = 1;
+  VisionEncoderConfig global = local;
+  global.global_context = true;
+  // The far corner's cell lies beyond the stem's receptive field (3 pixels) from the first token.
+  const Tensor pixels = random_tensor({3, 16, 16}, 43);
+  const Tensor changed = with_square_changed(pixels, 3, 3, 44);
+  for (const auto& [config, expect_change] : {std::pair{local, false}, std::pair{global, true}}) {
+    SCOPED_TRACE(config.global_context ? "global context" : "no context");
+    VisionEncoder encoder = initialised(config, 45);
+    {  // block the attention: zero value and output projections leave each token its own
+      NoGradScope no_grad;
+      for (const char* name : {"vision_encoder.layers.0.self_attn.v_proj.weight",
+                               "vision_encoder.layers.0.self_attn.o_proj.weight"})
+        encoder.parameter(name).copy_from(Tensor::zeros(encoder.parameter(name).shape()));
+    }
+    NoGradScope no_grad;
+    const Tensor first = slice(encoder.encode_image(pixels), 0, 0, 1);
+    const Tensor after = slice(encoder.encode_image(changed), 0, 0, 1);
+    if (expect_change) {
+      EXPECT_GT(relative_max_diff(first, after), 1e-3);
+    } else {
+      EXPECT_LT(relative_max_diff(first, after), 1e-6);
+    }
+  }
 }
 
 TEST(VisionEncoder, TokenCounts) {
@@ -245,10 +304,12 @@ TEST(VisionEncoder, GradientsReachEveryParameterAndMatchFiniteDifferences) {
   // The finite differences step weights by 1e-2, which must not move a max-pool's argmax: the
   // stem's seed is one whose windows hold no maxima that close (max_pool2d's own gradient is
   // checked by the op harness in float64 with steps of 1e-5).
-  const std::pair<VisionEncoderConfig, uint64_t> cases[] = {{tiny_config(), 18},
-                                                            {tiny_stem_config(), 34}};
+  const std::pair<VisionEncoderConfig, uint64_t> cases[] = {
+      {tiny_config(), 18}, {tiny_stem_config(), 34}, {tiny_global_config(), 34}};
   for (const auto& [config, seed] : cases) {
-    SCOPED_TRACE(config.stem_channels.empty() ? "linear patches" : "convolutional stem");
+    SCOPED_TRACE(config.stem_channels.empty()
+                     ? "linear patches"
+                     : (config.global_context ? "stem and global context" : "convolutional stem"));
     VisionEncoder encoder = initialised(config, seed);
     const Tensor pixels = random_tensor({2, 3, 8, 8}, seed + 1);
     check_gradients(
@@ -315,6 +376,17 @@ TEST(VisionEncoder, ConfigJsonRoundTripsAndRejectsUnknownKeys) {
   EXPECT_NE(error_of(stem).find("stem_channels must all be positive, got -1"), std::string::npos);
   stem["stem_channels"] = 8;
   EXPECT_NE(error_of(stem).find("'stem_channels': expected a list of integers"), std::string::npos);
+  nlohmann::json global = json;
+  global["global_context"] = true;  // without a stem
+  EXPECT_NE(
+      error_of(global).find("global_context pools the stem's features and needs stem_channels"),
+      std::string::npos)
+      << error_of(global);
+  global["stem_channels"] = {8, 16};
+  EXPECT_TRUE(VisionEncoderConfig::from_json(global).global_context);
+  global["global_context"] = 1;
+  EXPECT_NE(error_of(global).find("'global_context': expected true or false"), std::string::npos)
+      << error_of(global);
 }
 
 TEST(VisionEncoder, SaveAndLoadRoundTrip) {
