@@ -118,45 +118,35 @@ TEST(VisionEncoder, StemParameterNamesAndShapes) {
   EXPECT_EQ(actual.size(), 4u + 2 + 2 * 16 + 2 + 5);
 }
 
-TEST(VisionEncoder, StemKeepsTokenCountsAndVideoSlices) {
-  const VisionEncoder encoder = initialised(tiny_stem_config(), 30);
-  NoGradScope no_grad;
-  EXPECT_EQ(encoder.encode_image(random_tensor({3, 8, 12}, 31)).shape(), (Shape{6, 12}));
-  const Tensor frames = random_tensor({3, 3, 8, 4}, 32);
-  const Tensor out = encoder.encode_video(frames);
-  ASSERT_EQ(out.shape(), (Shape{4, 12}));
-  // The odd last frame is repeated, so the last slice is that frame as an image.
-  EXPECT_LT(relative_max_diff(slice(out, 0, 2, 4),
-                              encoder.encode_image(slice(frames, 0, 2, 3).view({3, 8, 4}))),
-            1e-5);
-  // A batch of images equals each image on its own.
-  const Tensor batch = random_tensor({2, 3, 8, 8}, 33);
-  EXPECT_LT(relative_max_diff(slice(encoder.encode_images(batch), 0, 1, 2).view({4, 12}),
-                              encoder.encode_image(slice(batch, 0, 1, 2).view({3, 8, 8}))),
-            1e-5);
-}
-
-TEST(VisionEncoder, GlobalContextParametersAndSlices) {
-  const VisionEncoder shapes(tiny_global_config());
+TEST(VisionEncoder, GlobalContextParameterNamesAndShapes) {
+  const VisionEncoder encoder(tiny_global_config());
   std::map<std::string, Shape> actual;
-  for (const NamedParameter& p : shapes.parameters()) actual[p.name] = p.tensor.shape();
+  for (const NamedParameter& p : encoder.parameters()) actual[p.name] = p.tensor.shape();
   EXPECT_EQ(actual.at("vision_projector.global.weight"), (Shape{12, 6}));
   EXPECT_EQ(actual.at("vision_projector.global.bias"), (Shape{12}));
   EXPECT_EQ(actual.size(), 4u + 2 + 2 * 16 + 2 + 5 + 2);
+}
 
-  const VisionEncoder encoder = initialised(tiny_global_config(), 40);
-  NoGradScope no_grad;
-  const Tensor frames = random_tensor({3, 3, 8, 4}, 41);
-  const Tensor out = encoder.encode_video(frames);
-  ASSERT_EQ(out.shape(), (Shape{4, 12}));
-  // The last slice is the odd frame repeated: that frame as an image, context included.
-  EXPECT_LT(relative_max_diff(slice(out, 0, 2, 4),
-                              encoder.encode_image(slice(frames, 0, 2, 3).view({3, 8, 4}))),
-            1e-5);
-  const Tensor batch = random_tensor({2, 3, 8, 8}, 42);
-  EXPECT_LT(relative_max_diff(slice(encoder.encode_images(batch), 0, 1, 2).view({4, 12}),
-                              encoder.encode_image(slice(batch, 0, 1, 2).view({3, 8, 8}))),
-            1e-5);
+TEST(VisionEncoder, StemKeepsTokenCountsAndVideoSlices) {
+  for (const VisionEncoderConfig& config : {tiny_stem_config(), tiny_global_config()}) {
+    SCOPED_TRACE(config.global_context ? "global context" : "stem");
+    const VisionEncoder encoder = initialised(config, 30);
+    NoGradScope no_grad;
+    EXPECT_EQ(encoder.encode_image(random_tensor({3, 8, 12}, 31)).shape(), (Shape{6, 12}));
+    const Tensor frames = random_tensor({3, 3, 8, 4}, 32);
+    const Tensor out = encoder.encode_video(frames);
+    ASSERT_EQ(out.shape(), (Shape{4, 12}));
+    // The odd last frame is repeated, so the last slice is that frame as an image (its context
+    // pooled over that slice alone).
+    EXPECT_LT(relative_max_diff(slice(out, 0, 2, 4),
+                                encoder.encode_image(slice(frames, 0, 2, 3).view({3, 8, 4}))),
+              1e-5);
+    // A batch of images equals each image on its own.
+    const Tensor batch = random_tensor({2, 3, 8, 8}, 33);
+    EXPECT_LT(relative_max_diff(slice(encoder.encode_images(batch), 0, 1, 2).view({4, 12}),
+                                encoder.encode_image(slice(batch, 0, 1, 2).view({3, 8, 8}))),
+              1e-5);
+  }
 }
 
 TEST(VisionEncoder, GlobalContextCarriesAFarPatchIntoEveryToken) {

@@ -36,10 +36,11 @@ Usage: /usr/bin/python3 tests/reference/omni_reference.py
 import json
 import math
 import os
-import struct
 
 import torch
 import torch.nn.functional as F
+
+from decoder_reference import rms_norm, rotate_half, write_safetensors
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "omni")
 
@@ -68,17 +69,6 @@ SEQUENCES = [
 
 PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
 PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def rms_norm(x, w, eps):
-    """x * rsqrt(mean(x^2) + eps) * w over the last axis."""
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
-
-
-def rotate_half(x):
-    """(x1, x2) -> (-x2, x1) over the two halves of the last axis."""
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 def rotate(x, angles):
@@ -339,19 +329,6 @@ def random_pixels(size, gen):
     mean = torch.tensor(PIXEL_MEAN, dtype=torch.float64)[:, None, None]
     std = torch.tensor(PIXEL_STD, dtype=torch.float64)[:, None, None]
     return ((rgb / 255 - mean) / std).to(torch.float32)
-
-
-def write_safetensors(path, tensors):
-    """tensors: name -> (dtype name, shape, little-endian bytes). Offsets follow the given order."""
-    header, data = {}, b""
-    for name, (dtype, shape, blob) in tensors.items():
-        header[name] = {"dtype": dtype, "shape": list(shape),
-                        "data_offsets": [len(data), len(data) + len(blob)]}
-        data += blob
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as out:
-        out.write(struct.pack("<Q", len(text)) + text + data)
 
 
 def f32(t):
