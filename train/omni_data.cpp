@@ -299,15 +299,8 @@ PackedDataset::PackedDataset(const std::string& dir, const OmniConfig& config,
   }
 }
 
-OmniSample PackedDataset::sample(int64_t i) const {
-  const Entry& e = entries_[i];
-  const SafetensorsFile& shard = shards_[e.shard];
-  const std::string key = std::to_string(e.index);
-  OmniSample out;
-  out.task = e.task;
-  out.answer = e.answer;
-  out.where = e.where;
-  SequenceLayout& layout = out.layout;
+SequenceLayout read_packed_layout(const SafetensorsFile& shard, const std::string& key) {
+  SequenceLayout layout;
   layout.ids = i32_values(shard.tensor(key + ".ids"));
   layout.targets = i32_values(shard.tensor(key + ".targets"));
   layout.positions = i32_values(shard.tensor(key + ".positions"));
@@ -321,6 +314,18 @@ OmniSample PackedDataset::sample(int64_t i) const {
   int32_t top = -1;
   for (int32_t p : layout.positions) top = std::max(top, p);
   layout.next_position = top + 1;
+  return layout;
+}
+
+OmniSample PackedDataset::sample(int64_t i) const {
+  const Entry& e = entries_[i];
+  const SafetensorsFile& shard = shards_[e.shard];
+  const std::string key = std::to_string(e.index);
+  OmniSample out;
+  out.task = e.task;
+  out.answer = e.answer;
+  out.where = e.where;
+  out.layout = read_packed_layout(shard, key);
   for (size_t j = 0; j < e.media.size(); ++j) {
     const std::string prefix = key + ".media" + std::to_string(j);
     DecodedItem item;

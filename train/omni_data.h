@@ -59,6 +59,11 @@ struct PackSummary {
 PackSummary pack_manifest(const PackOptions& options, const OmniModel& model,
                           const ChatTemplate& chat);
 
+// The layout stored under `key` in a pack shard ("<key>.ids", ".targets", ".positions" and
+// ".slices", five i32 per media slice), with next_position one past its largest position.
+// Inconsistent tensor sizes are an error naming the shard and key.
+SequenceLayout read_packed_layout(const SafetensorsFile& shard, const std::string& key);
+
 // One packed sample, ready for the model.
 struct OmniSample {
   SequenceLayout layout;

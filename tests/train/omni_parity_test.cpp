@@ -4,7 +4,6 @@
 // image of its own size spliced into its text, and the gradient of every parameter.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -14,6 +13,7 @@
 #include "fusion/omni_model.h"
 #include "kernels/autograd.h"
 #include "kernels/safetensors.h"
+#include "train/omni_data.h"
 
 namespace nuri {
 namespace {
@@ -26,25 +26,6 @@ OmniConfig read_config(const std::string& path) {
   std::ifstream in(path);
   NURI_CHECK(in.good(), "cannot read ", path);
   return OmniConfig::from_json(nlohmann::json::parse(in));
-}
-
-std::vector<int32_t> ints(const Tensor& t) {
-  return std::vector<int32_t>(t.data<int32_t>(), t.data<int32_t>() + t.numel());
-}
-
-// Sequence b of the golden batch, as PackedDataset::sample would give it.
-SequenceLayout read_layout(const SafetensorsFile& golden, int b) {
-  const std::string key = std::to_string(b) + ".";
-  SequenceLayout layout;
-  layout.ids = ints(golden.tensor(key + "ids"));
-  layout.targets = ints(golden.tensor(key + "targets"));
-  layout.positions = ints(golden.tensor(key + "positions"));
-  const std::vector<int32_t> slices = ints(golden.tensor(key + "slices"));
-  for (size_t s = 0; s + 5 <= slices.size(); s += 5)
-    layout.slices.push_back(
-        {slices[s], slices[s + 1] != 0, slices[s + 2], slices[s + 3], slices[s + 4]});
-  layout.next_position = *std::max_element(layout.positions.begin(), layout.positions.end()) + 1;
-  return layout;
 }
 
 // |a - b| / |b| (Euclidean norms over every element).
@@ -70,7 +51,7 @@ TEST(OmniParity, LossAndGradientsMatchPyTorch) {
   std::vector<SequenceLayout> layouts;
   std::vector<std::vector<MediaInput>> media;
   for (int b = 0; b < 2; ++b) {
-    layouts.push_back(read_layout(golden, b));
+    layouts.push_back(read_packed_layout(golden, std::to_string(b)));  // the pack's layout keys
     MediaInput image;
     image.kind = PartKind::image;
     image.pixels = golden.tensor(std::to_string(b) + ".media0.pixels");
