@@ -67,6 +67,8 @@ void VisionEncoderConfig::validate() const {
   NURI_CHECK(!global_context || !stem_channels.empty(),
              "vision encoder config: global_context pools the stem's features and needs "
              "stem_channels");
+  NURI_CHECK(context_grid >= 1 && context_grid <= 8,
+             "vision encoder config: context_grid must be from 1 to 8, got ", context_grid);
 }
 
 VisionEncoderConfig VisionEncoderConfig::from_json(const nlohmann::json& json) {
@@ -110,8 +112,10 @@ VisionEncoder::VisionEncoder(const VisionEncoderConfig& config) : config_(config
   norm_ = LayerNorm::add(params_, "vision_encoder.norm", d, config_.layer_norm_eps);
   projector_ = Projector::add(params_, "vision_projector", merged, merged, config_.output_size);
   if (config_.global_context) {
-    global_ = Linear::add(params_, "vision_projector.global", config_.stem_channels.back(),
-                          config_.output_size);
+    global_ =
+        Linear::add(params_, "vision_projector.global",
+                    config_.context_grid * config_.context_grid * config_.stem_channels.back(),
+                    config_.output_size);
   }
 }
 
@@ -176,14 +180,28 @@ Tensor VisionEncoder::encode_slices(const Tensor& features) const {
   const AttentionOptions options{.mask = AttentionMask::full};
   for (const TransformerBlock& block : blocks_) x = block.forward(params_, x, rotate, options);
   x = reshape(norm_.forward(params_, x), {n, s / (m * m), m * m * d});
-  Tensor context;
-  if (config_.global_context) {  // the maximum over each slice's frames, rows and columns
-    const int64_t area = features.size(2) * features.size(3);
-    Tensor pooled = permute(reshape(features, {n, tp, c, area}), {0, 2, 1, 3});
-    pooled = reshape(max_pool2d(pooled, {tp, area}, {tp, area}), {n, c});
-    context = global_.forward(params_, pooled);
-  }
+  const Tensor context = config_.global_context ? slice_context(features) : Tensor();
   return projector_.forward(params_, x, context);
+}
+
+Tensor VisionEncoder::slice_context(const Tensor& features) const {
+  const int64_t tp = config_.temporal_patch_size, g = config_.context_grid;
+  const int64_t n = features.size(0) / tp, c = features.size(1), h = features.size(2),
+                w = features.size(3);
+  // The maximum over each slice's frames: [N, C, tp, H x W] -> [N, C, H, W].
+  Tensor frames = permute(reshape(features, {n, tp, c, h * w}), {0, 2, 1, 3});
+  frames = reshape(max_pool2d(frames, {tp, 1}, {tp, 1}), {n, c, h, w});
+  // Then over each grid cell, rows [floor(i h / g), ceil((i + 1) h / g)) and columns alike.
+  std::vector<Tensor> cells;
+  for (int64_t i = 0; i < g; ++i) {
+    const Tensor band = slice(frames, 2, i * h / g, ((i + 1) * h + g - 1) / g);
+    for (int64_t j = 0; j < g; ++j) {
+      const Tensor cell = slice(band, 3, j * w / g, ((j + 1) * w + g - 1) / g);
+      cells.push_back(reshape(
+          max_pool2d(cell, {cell.size(2), cell.size(3)}, {cell.size(2), cell.size(3)}), {n, c}));
+    }
+  }
+  return global_.forward(params_, cells.size() == 1 ? cells[0] : concat(cells, 1));
 }
 
 Tensor VisionEncoder::encode_image(const Tensor& pixels) const {

@@ -24,7 +24,10 @@
 // (over every frame of a video's temporal slice), mapped linearly to output_size, is added to
 // each of its tokens before the projector's RMSNorm. A decoder trained from scratch learns slowly
 // to find the one token that holds a small object; this summary puts what the image holds in
-// every token (docs/benchmarks.md, "Through the decoder").
+// every token (docs/benchmarks.md, "Through the decoder"). With context_grid g > 1 the maximum is
+// taken per cell of a g x g grid (adaptive cells, as adaptive max pooling cuts them, so any
+// feature size works) and the cells' vectors are concatenated, cell by cell in raster order: the
+// context then also says roughly where things are, which a video's direction of motion needs.
 //
 // Output tokens come in raster order of the merged grid: an H x W image gives
 // (H / (patch_size x merge_size)) x (W / (patch_size x merge_size)) tokens.
@@ -60,6 +63,7 @@ struct VisionEncoderConfig {
   float initializer_range = 0.02f;
   std::vector<int64_t> stem_channels;  // empty: linear patches of raw pixels; else stage widths
   bool global_context = false;         // add the image's pooled stem features to every token
+  int64_t context_grid = 1;            // the context pools each cell of this square grid
 
   // Image sides must be multiples of this: patch_size x merge_size (28 by default).
   int64_t factor() const { return patch_size * merge_size; }
@@ -98,6 +102,7 @@ struct VisionEncoderConfig {
     visit("initializer_range", c.initializer_range);
     visit("stem_channels", c.stem_channels);
     visit("global_context", c.global_context);
+    visit("context_grid", c.context_grid);
   }
 };
 
@@ -123,7 +128,7 @@ Tensor prepare_video(const std::vector<Image>& frames, const VisionEncoderConfig
 // mlp.fc2}.{weight,bias}, vision_encoder.norm.{weight,bias},
 // vision_projector.{fc1 [4D, 4D], fc2 [output_size, 4D]}.{weight,bias} (4 = merge_size^2),
 // vision_projector.norm.weight [output_size]; with global_context,
-// vision_projector.global.{weight [output_size, stem_channels.back()], bias}.
+// vision_projector.global.{weight [output_size, context_grid^2 x stem_channels.back()], bias}.
 //
 // The encode calls record on the active tape for training; run them inside a NoGradScope for
 // inference.
@@ -165,6 +170,8 @@ class VisionEncoder {
   // Frame features [N x temporal_patch_size, C, ...] from frame_features, consecutive frames
   // forming one slice -> [N, image_token_count(H, W), output_size].
   Tensor encode_slices(const Tensor& features) const;
+  // Stem features [N x temporal_patch_size, C, H, W] -> the context of each slice [N, output_size].
+  Tensor slice_context(const Tensor& features) const;
   // Checks f32 [..., 3, H, W] with H, W multiples of factor(); `what` names the argument.
   void check_pixels(const Tensor& pixels, int dims, const char* what) const;
 

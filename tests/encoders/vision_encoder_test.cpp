@@ -49,6 +49,21 @@ VisionEncoderConfig tiny_global_config() {
   return c;
 }
 
+// The global context pooled per cell of a 3x3 grid: a 4x4 or 4x6 feature map gives overlapping
+// cells of unequal sizes.
+VisionEncoderConfig tiny_grid_config() {
+  VisionEncoderConfig c = tiny_global_config();
+  c.context_grid = 3;
+  return c;
+}
+
+// A short name for a config's vision path, for SCOPED_TRACE.
+const char* describe(const VisionEncoderConfig& c) {
+  if (c.stem_channels.empty()) return "linear patches";
+  if (!c.global_context) return "convolutional stem";
+  return c.context_grid == 1 ? "stem and global context" : "stem and grid context";
+}
+
 VisionEncoder initialised(const VisionEncoderConfig& config, uint64_t seed) {
   VisionEncoder encoder(config);
   Generator gen{seed, 0};
@@ -125,11 +140,14 @@ TEST(VisionEncoder, GlobalContextParameterNamesAndShapes) {
   EXPECT_EQ(actual.at("vision_projector.global.weight"), (Shape{12, 6}));
   EXPECT_EQ(actual.at("vision_projector.global.bias"), (Shape{12}));
   EXPECT_EQ(actual.size(), 4u + 2 + 2 * 16 + 2 + 5 + 2);
+  VisionEncoder grid(tiny_grid_config());
+  EXPECT_EQ(grid.parameter("vision_projector.global.weight").shape(), (Shape{12, 9 * 6}));
 }
 
 TEST(VisionEncoder, StemKeepsTokenCountsAndVideoSlices) {
-  for (const VisionEncoderConfig& config : {tiny_stem_config(), tiny_global_config()}) {
-    SCOPED_TRACE(config.global_context ? "global context" : "stem");
+  for (const VisionEncoderConfig& config :
+       {tiny_stem_config(), tiny_global_config(), tiny_grid_config()}) {
+    SCOPED_TRACE(describe(config));
     const VisionEncoder encoder = initialised(config, 30);
     NoGradScope no_grad;
     EXPECT_EQ(encoder.encode_image(random_tensor({3, 8, 12}, 31)).shape(), (Shape{6, 12}));
@@ -171,6 +189,45 @@ TEST(VisionEncoder, GlobalContextCarriesAFarPatchIntoEveryToken) {
     const Tensor first = slice(encoder.encode_image(pixels), 0, 0, 1);
     const Tensor after = slice(encoder.encode_image(changed), 0, 0, 1);
     if (expect_change) {
+      EXPECT_GT(relative_max_diff(first, after), 1e-3);
+    } else {
+      EXPECT_LT(relative_max_diff(first, after), 1e-6);
+    }
+  }
+}
+
+TEST(VisionEncoder, GridContextCellsFollowRasterOrder) {
+  // A change in the bottom-left quarter reaches the first token through the third cell's columns
+  // of the context layer alone (the second, were the cells in column order).
+  VisionEncoderConfig config = tiny_stem_config();
+  config.num_layers = 1;
+  config.global_context = true;
+  config.context_grid = 2;
+  // A 16x16 image has an 8x8 feature map; the stem's features of rows and columns 4..7 see
+  // pixels from 5 on, and columns 0..3 pixels up to 10, so the square at rows 12..15 and columns
+  // 0..3 changes the bottom-left cell only.
+  const Tensor pixels = random_tensor({3, 16, 16}, 46);
+  const Tensor changed = with_square_changed(pixels, 3, 0, 47);
+  const int64_t channels = config.stem_channels.back();
+  for (const bool keep_third_cell : {false, true}) {
+    SCOPED_TRACE(keep_third_cell ? "only the third cell's columns"
+                                 : "the third cell's columns zero");
+    VisionEncoder encoder = initialised(config, 48);
+    NoGradScope no_grad;
+    for (const char* name : {"vision_encoder.layers.0.self_attn.v_proj.weight",
+                             "vision_encoder.layers.0.self_attn.o_proj.weight"})
+      encoder.parameter(name).copy_from(Tensor::zeros(encoder.parameter(name).shape()));
+    Tensor& weight = encoder.parameter("vision_projector.global.weight");
+    float* w = weight.data<float>();
+    for (int64_t row = 0; row < weight.size(0); ++row) {
+      for (int64_t col = 0; col < weight.size(1); ++col) {
+        const bool third_cell = col >= 2 * channels && col < 3 * channels;
+        if (third_cell != keep_third_cell) w[row * weight.size(1) + col] = 0;
+      }
+    }
+    const Tensor first = slice(encoder.encode_image(pixels), 0, 0, 1);
+    const Tensor after = slice(encoder.encode_image(changed), 0, 0, 1);
+    if (keep_third_cell) {
       EXPECT_GT(relative_max_diff(first, after), 1e-3);
     } else {
       EXPECT_LT(relative_max_diff(first, after), 1e-6);
@@ -294,12 +351,12 @@ TEST(VisionEncoder, GradientsReachEveryParameterAndMatchFiniteDifferences) {
   // The finite differences step weights by 1e-2, which must not move a max-pool's argmax: the
   // stem's seed is one whose windows hold no maxima that close (max_pool2d's own gradient is
   // checked by the op harness in float64 with steps of 1e-5).
-  const std::pair<VisionEncoderConfig, uint64_t> cases[] = {
-      {tiny_config(), 18}, {tiny_stem_config(), 34}, {tiny_global_config(), 34}};
+  const std::pair<VisionEncoderConfig, uint64_t> cases[] = {{tiny_config(), 18},
+                                                            {tiny_stem_config(), 34},
+                                                            {tiny_global_config(), 34},
+                                                            {tiny_grid_config(), 34}};
   for (const auto& [config, seed] : cases) {
-    SCOPED_TRACE(config.stem_channels.empty()
-                     ? "linear patches"
-                     : (config.global_context ? "stem and global context" : "convolutional stem"));
+    SCOPED_TRACE(describe(config));
     VisionEncoder encoder = initialised(config, seed);
     const Tensor pixels = random_tensor({2, 3, 8, 8}, seed + 1);
     check_gradients(
@@ -377,6 +434,13 @@ TEST(VisionEncoder, ConfigJsonRoundTripsAndRejectsUnknownKeys) {
   global["global_context"] = 1;
   EXPECT_NE(error_of(global).find("'global_context': expected true or false"), std::string::npos)
       << error_of(global);
+  global["global_context"] = true;
+  for (const int grid : {0, 9}) {
+    global["context_grid"] = grid;
+    EXPECT_NE(error_of(global).find(cat("context_grid must be from 1 to 8, got ", grid)),
+              std::string::npos)
+        << error_of(global);
+  }
 }
 
 TEST(VisionEncoder, SaveAndLoadRoundTrip) {

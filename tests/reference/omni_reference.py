@@ -10,14 +10,16 @@ patches ordered so that every merge_size x merge_size square is contiguous and e
 (channel, frame, row, column), a linear patch embedding, pre-LayerNorm ViT blocks (biased q/k/v/o,
 full attention, 2D rotate-half RoPE: the first half of each head turns by the patch's row, the
 second half by its column), a final LayerNorm, the merge of each square into one vector and the
-projector (linear, GELU, linear, RMSNorm with eps 1e-6); with global_context, the maximum of the
-stem's output over the image, through its own linear layer, is added to every token before that
-RMSNorm. The decoder is the Llama of decoder_reference.py with multimodal RoPE (Qwen2-VL's
-mrope_section: the first sections[0] frequencies follow the temporal ids, the next sections[1] the
-height ids, the rest the width ids) and a tied output head. Each sequence's embeddings are its token embeddings with the image rows
-replaced by the encoder's output; the shorter sequence is zero-padded, its padding positions
-continue each stream from one past the largest id, and padding has no targets. The loss is the
-mean next-token cross-entropy over the targets that are not -100. GELU is the exact (erf) one.
+projector (linear, GELU, linear, RMSNorm with eps 1e-6); with global_context, the maxima of the
+stem's output over each cell of a context_grid x context_grid grid (adaptive max pooling's cells),
+concatenated cell by cell in raster order and through their own linear layer, are added to every
+token before that RMSNorm. The decoder is the Llama of decoder_reference.py with multimodal RoPE
+(Qwen2-VL's mrope_section: the first sections[0] frequencies follow the temporal ids, the next
+sections[1] the height ids, the rest the width ids) and a tied output head. Each sequence's
+embeddings are its token embeddings with the image rows replaced by the encoder's output; the
+shorter sequence is zero-padded, its padding positions continue each stream from one past the
+largest id, and padding has no targets. The loss is the mean next-token cross-entropy over the
+targets that are not -100. GELU is the exact (erf) one.
 It shares no code with nuri.
 
 The directory holds:
@@ -47,7 +49,7 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "om
 VISION = dict(patch_size=8, temporal_patch_size=2, merge_size=2, hidden_size=24, num_layers=2,
               num_heads=2, intermediate_size=48, output_size=32, min_pixels=1024,
               max_pixels=2048, rope_theta=10000.0, layer_norm_eps=1e-5, initializer_range=0.02,
-              stem_channels=[4, 8], global_context=True)
+              stem_channels=[4, 8], global_context=True, context_grid=3)
 CONFIG = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
               num_attention_heads=4, num_key_value_heads=2, head_dim=12,
               max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=10000.0,
@@ -113,8 +115,10 @@ def encode_image(cfg, w, pixels):
         left //= pool
     # x [1, C, H / p, W / p]: one feature vector per patch, the frame repeated tp times.
     context = None
-    if v["global_context"]:  # the image's largest stem feature per channel, to every token
-        context = linear(w, x.amax(dim=(2, 3)), "vision_projector.global")
+    if v["global_context"]:  # each grid cell's largest stem feature per channel, to every token
+        g = v["context_grid"]
+        cells = F.adaptive_max_pool2d(x, g).permute(0, 2, 3, 1).reshape(1, g * g * x.shape[1])
+        context = linear(w, cells, "vision_projector.global")
     c, bh, bw = x.shape[1], x.shape[2] // m, x.shape[3] // m
     x = x[:, None].expand(1, tp, c, bh * m, bw * m).reshape(1, tp, c, bh, m, bw, m)
     x = x.permute(0, 3, 5, 4, 6, 2, 1).reshape(1, bh * bw * m * m, c * tp)
@@ -255,7 +259,8 @@ def parameter_shapes(cfg):
     add_linear("vision_projector.fc2", merged, v["output_size"])
     shapes["vision_projector.norm.weight"] = (v["output_size"],)
     if v["global_context"]:
-        add_linear("vision_projector.global", v["stem_channels"][-1], v["output_size"])
+        add_linear("vision_projector.global", v["context_grid"] ** 2 * v["stem_channels"][-1],
+                   v["output_size"])
     return shapes
 
 
