@@ -1,7 +1,16 @@
 #!/usr/bin/python3
-"""Writes tests/data/omni/: a small random omni model (vision encoder, projector and an M-RoPE
-decoder), a batch of two image-and-text sequences, their loss and the gradient of every
-parameter, computed in float64 by an implementation of the model written here in PyTorch.
+"""Writes tests/data/omni/: a small random omni model (audio and vision encoders with their
+projectors, and an M-RoPE decoder), a batch of two sequences of text, images and audio, their loss
+and the gradient of every parameter, computed in float64 by an implementation of the model written
+here in PyTorch.
+
+The audio path follows encoders/audio_encoder.h (after Whisper, streamable): the log-mel is cut
+into chunks of chunk_seconds, the last one zero-padded to a multiple of 2 x pool_stride frames;
+each chunk on its own goes through conv1d (k3, pad 1) + GELU and conv1d (k3, stride 2, pad 1) +
+GELU; then pre-LayerNorm blocks like the ViT's whose attention is block-causal over chunks (a frame
+sees its chunk and the earlier ones), with a rotate-half RoPE of the frame index after the
+stride; a final LayerNorm, average pooling by pool_stride and the projector (linear, GELU, linear,
+RMSNorm). The chat template gives audio token k the temporal id of k x 40 ms on all three streams.
 
 The vision path follows the description in encoders/vision_encoder.h (after Qwen2-VL): a
 convolutional stem per frame (3x3 convolutions with zero padding, GELU, 2x2 max-pools except the
@@ -23,12 +32,14 @@ targets that are not -100. GELU is the exact (erf) one.
 It shares no code with nuri.
 
 The directory holds:
-  config.json          the omni config (Hugging Face decoder keys, "vision_config" section)
+  config.json          the omni config (Hugging Face decoder keys, "audio_config" and
+                       "vision_config" sections)
   model.safetensors    the weights (F32; norms and biases away from their trivial init)
   golden.safetensors   per sequence b: b.ids [T] (I32), b.targets [T] (I32, -100 where there is
                        no loss), b.positions [3, T] (I32, temporal, height and width ids as the
                        chat template lays them out), b.slices [S, 5] (I32, media, audio, first,
-                       count, start per media slice), b.media0.pixels [3, H, W] (F32, normalised);
+                       count, start per media slice), b.mediaN.pixels [3, H, W] (F32,
+                       normalised) or b.mediaN.mel [n_mels, frames] (F32) per media item N;
                        then loss [] (F32) and grad.<parameter> for every parameter (F32, rounded
                        from float64)
 
@@ -50,23 +61,30 @@ VISION = dict(patch_size=8, temporal_patch_size=2, merge_size=2, hidden_size=24,
               num_heads=2, intermediate_size=48, output_size=32, min_pixels=1024,
               max_pixels=2048, rope_theta=10000.0, layer_norm_eps=1e-5, initializer_range=0.02,
               stem_channels=[4, 8], global_context=True, context_grid=3)
+AUDIO = dict(n_mels=8, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+             chunk_seconds=0.2, pool_stride=2, output_size=32, rope_theta=10000.0,
+             layer_norm_eps=1e-5, initializer_range=0.02)
 CONFIG = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
               num_attention_heads=4, num_key_value_heads=2, head_dim=12,
               max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=10000.0,
               tie_word_embeddings=True, rope_scaling={"type": "mrope", "mrope_section": [1, 2, 3]},
-              vision_config=VISION)
+              audio_config=AUDIO, vision_config=VISION)
 SEED = 3
 PROJECTOR_EPS = 1e-6
 
 # Special tokens at the top of the vocabulary; text ids are drawn below them.
-IM_START, IM_END, USER, ASSISTANT, IMAGE_START, IMAGE_END, IMAGE_PAD = range(57, 64)
-TEXT_IDS = 57
+(IM_START, IM_END, USER, ASSISTANT, IMAGE_START, IMAGE_END, IMAGE_PAD, AUDIO_START, AUDIO_END,
+ AUDIO_PAD) = range(54, 64)
+TEXT_IDS = 54
+MEL_FRAMES_PER_SECOND = 100
+SECONDS_PER_TEMPORAL_ID = 0.04
 
-# Per sequence: the image's (height, width) in pixels and the turns, each (role, parts) where a
-# part is a number of text tokens or "image".
+# Per sequence, the turns, each (role, parts) where a part is a number of text tokens,
+# ("image", (height, width)) in pixels or ("audio", frames) of log-mel. 50 frames are two whole
+# chunks of 20 and a partial one of 10, padded to 12.
 SEQUENCES = [
-    ((48, 32), [(USER, ["image", 3]), (ASSISTANT, [4])]),
-    ((32, 64), [(USER, [2, "image", 1]), (ASSISTANT, [6])]),
+    [(USER, [("image", (48, 32)), 3]), (ASSISTANT, [4])],
+    [(USER, [2, ("image", (32, 64)), ("audio", 50), 1]), (ASSISTANT, [6])],
 ]
 
 PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -98,6 +116,62 @@ def attention(q, k, v, causal):
 def linear(w, x, prefix):
     """The biased linear layer `prefix` applied to x."""
     return F.linear(x, w[prefix + ".weight"], w[prefix + ".bias"])
+
+
+def encoder_block(w, x, pre, heads, eps, turn, mask):
+    """A pre-LayerNorm block of biased q/k/v/o attention (keys where mask [S, S] is true, queries
+    and keys turned by `turn`) and a GELU MLP, on x [1, S, D]."""
+    s, d = x.shape[1], x.shape[2]
+    h = F.layer_norm(x, (d,), w[pre + "input_layernorm.weight"], w[pre + "input_layernorm.bias"],
+                     eps)
+    q = turn(linear(w, h, pre + "self_attn.q_proj").view(1, s, heads, d // heads))
+    k = turn(linear(w, h, pre + "self_attn.k_proj").view(1, s, heads, d // heads))
+    val = linear(w, h, pre + "self_attn.v_proj").view(1, s, heads, d // heads)
+    scores = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(d // heads)
+    scores = scores.masked_fill(~mask, float("-inf"))
+    a = torch.einsum("bhts,bshd->bthd", scores.softmax(-1), val).reshape(1, s, d)
+    x = x + linear(w, a, pre + "self_attn.o_proj")
+    h = F.layer_norm(x, (d,), w[pre + "post_attention_layernorm.weight"],
+                     w[pre + "post_attention_layernorm.bias"], eps)
+    return x + linear(w, F.gelu(linear(w, h, pre + "mlp.fc1")), pre + "mlp.fc2")
+
+
+def project(w, x, prefix, context=None):
+    """The projector: linear, GELU, linear, plus the optional context, then RMSNorm."""
+    x = linear(w, F.gelu(linear(w, x, prefix + ".fc1")), prefix + ".fc2")
+    if context is not None:
+        x = x + context
+    return rms_norm(x, w[prefix + ".norm.weight"], PROJECTOR_EPS)
+
+
+def encode_audio(cfg, w, mel):
+    """Audio tokens [ceil(frames / (2 pool_stride)), output_size] of a log-mel [n_mels, frames]."""
+    a = cfg["audio_config"]
+    d, heads, eps, stride = a["hidden_size"], a["num_heads"], a["layer_norm_eps"], a["pool_stride"]
+    chunk = round(a["chunk_seconds"] * MEL_FRAMES_PER_SECOND)
+    per_token = 2 * stride
+    frames = []
+    for start in range(0, mel.shape[1], chunk):
+        piece = mel[:, start:start + chunk]
+        padded = -(-piece.shape[1] // per_token) * per_token
+        piece = F.pad(piece, (0, padded - piece.shape[1]))[None]
+        x = F.gelu(F.conv1d(piece, w["audio_encoder.conv1.weight"], w["audio_encoder.conv1.bias"],
+                            padding=1))
+        x = F.gelu(F.conv1d(x, w["audio_encoder.conv2.weight"], w["audio_encoder.conv2.bias"],
+                            stride=2, padding=1))
+        frames.append(x[0].T)
+    x = torch.cat(frames)[None]
+    s, block = x.shape[1], chunk // 2
+    index = torch.arange(s)
+    mask = (index[None, :] // block) <= (index[:, None] // block)
+    angles = (index[:, None].to(torch.float64) * inverse_frequencies(d // heads,
+                                                                     a["rope_theta"]))[None]
+    for i in range(a["num_layers"]):
+        x = encoder_block(w, x, f"audio_encoder.layers.{i}.", heads, eps,
+                          lambda t: rotate(t, angles), mask)
+    x = F.layer_norm(x, (d,), w["audio_encoder.norm.weight"], w["audio_encoder.norm.bias"], eps)
+    x = F.avg_pool1d(x.transpose(1, 2), stride, stride).transpose(1, 2)[0]
+    return project(w, x, "audio_projector")
 
 
 def encode_image(cfg, w, pixels):
@@ -139,33 +213,22 @@ def encode_image(cfg, w, pixels):
                           rotate(t[..., half:], col_angles)), dim=-1)
 
     s = x.shape[1]
+    full = torch.ones(s, s, dtype=torch.bool)
     for i in range(v["num_layers"]):
-        pre = f"vision_encoder.layers.{i}."
-        h = F.layer_norm(x, (d,), w[pre + "input_layernorm.weight"],
-                         w[pre + "input_layernorm.bias"], eps)
-        q = turn(linear(w, h, pre + "self_attn.q_proj").view(1, s, heads, d // heads))
-        k = turn(linear(w, h, pre + "self_attn.k_proj").view(1, s, heads, d // heads))
-        val = linear(w, h, pre + "self_attn.v_proj").view(1, s, heads, d // heads)
-        x = x + linear(w, attention(q, k, val, False).reshape(1, s, d), pre + "self_attn.o_proj")
-        h = F.layer_norm(x, (d,), w[pre + "post_attention_layernorm.weight"],
-                         w[pre + "post_attention_layernorm.bias"], eps)
-        x = x + linear(w, F.gelu(linear(w, h, pre + "mlp.fc1")), pre + "mlp.fc2")
+        x = encoder_block(w, x, f"vision_encoder.layers.{i}.", heads, eps, turn, full)
     x = F.layer_norm(x, (d,), w["vision_encoder.norm.weight"], w["vision_encoder.norm.bias"], eps)
-    x = x.reshape(s // (m * m), m * m * d)
-    x = linear(w, F.gelu(linear(w, x, "vision_projector.fc1")), "vision_projector.fc2")
-    if context is not None:
-        x = x + context
-    return rms_norm(x, w["vision_projector.norm.weight"], PROJECTOR_EPS)
+    return project(w, x.reshape(s // (m * m), m * m * d), "vision_projector", context)
 
 
 def embed(cfg, w, seq):
-    """Input embeddings [T, D] of one sequence: tokens, with each slice's rows from its image."""
+    """Input embeddings [T, D] of one sequence: tokens, with each slice's rows from its media."""
     tokens = w["model.embed_tokens.weight"][seq["ids"].long()]
-    visual = [encode_image(cfg, w, px) for px in seq["pixels"]]
+    encoded = [encode_audio(cfg, w, x) if kind == "audio" else encode_image(cfg, w, x)
+               for kind, x in seq["media"]]
     pieces, at = [], 0
     for media, audio, first, count, start in seq["slices"].tolist():
-        assert audio == 0
-        pieces += [tokens[at:start], visual[media][first:first + count]]
+        assert audio == (seq["media"][media][0] == "audio")
+        pieces += [tokens[at:start], encoded[media][first:first + count]]
         at = start + count
     pieces.append(tokens[at:])
     return torch.cat(pieces)
@@ -228,32 +291,46 @@ def parameter_shapes(cfg):
         shapes[p + "mlp.down_proj.weight"] = (d, inter)
     shapes["model.norm.weight"] = (d,)
 
+    def add_linear(prefix, n_in, n_out):
+        """A biased linear layer from n_in to n_out."""
+        shapes[prefix + ".weight"] = (n_out, n_in)
+        shapes[prefix + ".bias"] = (n_out,)
+
+    def add_blocks(prefix, cfg_section):
+        """The encoder blocks and final LayerNorm of an encoder section."""
+        width, inner = cfg_section["hidden_size"], cfg_section["intermediate_size"]
+        for i in range(cfg_section["num_layers"]):
+            p = f"{prefix}.layers.{i}."
+            shapes[p + "input_layernorm.weight"] = (width,)
+            shapes[p + "input_layernorm.bias"] = (width,)
+            for proj in "qkvo":
+                add_linear(p + f"self_attn.{proj}_proj", width, width)
+            shapes[p + "post_attention_layernorm.weight"] = (width,)
+            shapes[p + "post_attention_layernorm.bias"] = (width,)
+            add_linear(p + "mlp.fc1", width, inner)
+            add_linear(p + "mlp.fc2", inner, width)
+        shapes[prefix + ".norm.weight"] = (width,)
+        shapes[prefix + ".norm.bias"] = (width,)
+
+    a = cfg["audio_config"]
+    ad = a["hidden_size"]
+    shapes["audio_encoder.conv1.weight"] = (ad, a["n_mels"], 3)
+    shapes["audio_encoder.conv1.bias"] = (ad,)
+    shapes["audio_encoder.conv2.weight"] = (ad, ad, 3)
+    shapes["audio_encoder.conv2.bias"] = (ad,)
+    add_blocks("audio_encoder", a)
+    add_linear("audio_projector.fc1", ad, a["output_size"])
+    add_linear("audio_projector.fc2", a["output_size"], a["output_size"])
+    shapes["audio_projector.norm.weight"] = (a["output_size"],)
+
     v = cfg["vision_config"]
     vd, channels = v["hidden_size"], 3
     for i, width in enumerate(v["stem_channels"]):
         shapes[f"vision_encoder.stem.conv{i + 1}.weight"] = (width, channels, 3, 3)
         shapes[f"vision_encoder.stem.conv{i + 1}.bias"] = (width,)
         channels = width
-    patch_dim = v["temporal_patch_size"] * channels
-
-    def add_linear(prefix, n_in, n_out):
-        """A biased linear layer from n_in to n_out."""
-        shapes[prefix + ".weight"] = (n_out, n_in)
-        shapes[prefix + ".bias"] = (n_out,)
-
-    add_linear("vision_encoder.patch_embed", patch_dim, vd)
-    for i in range(v["num_layers"]):
-        p = f"vision_encoder.layers.{i}."
-        shapes[p + "input_layernorm.weight"] = (vd,)
-        shapes[p + "input_layernorm.bias"] = (vd,)
-        for proj in "qkvo":
-            add_linear(p + f"self_attn.{proj}_proj", vd, vd)
-        shapes[p + "post_attention_layernorm.weight"] = (vd,)
-        shapes[p + "post_attention_layernorm.bias"] = (vd,)
-        add_linear(p + "mlp.fc1", vd, v["intermediate_size"])
-        add_linear(p + "mlp.fc2", v["intermediate_size"], vd)
-    shapes["vision_encoder.norm.weight"] = (vd,)
-    shapes["vision_encoder.norm.bias"] = (vd,)
+    add_linear("vision_encoder.patch_embed", v["temporal_patch_size"] * channels, vd)
+    add_blocks("vision_encoder", v)
     merged = v["merge_size"] ** 2 * vd
     add_linear("vision_projector.fc1", merged, merged)
     add_linear("vision_projector.fc2", merged, v["output_size"])
@@ -282,12 +359,13 @@ def random_weights(cfg, gen):
     return weights
 
 
-def lay_out(cfg, image_size, turns, gen):
+def lay_out(cfg, turns, gen):
     """One sequence as the chat template lays it out (ids, targets, positions [3, T], slices)."""
     factor = cfg["vision_config"]["patch_size"] * cfg["vision_config"]["merge_size"]
-    grid_h, grid_w = image_size[0] // factor, image_size[1] // factor
+    per_token = 2 * cfg["audio_config"]["pool_stride"]
+    seconds_per_token = per_token / MEL_FRAMES_PER_SECOND
     ids, learn, t, h, w, slices = [], [], [], [], [], []
-    state = {"next": 0, "top": -1}
+    state = {"next": 0, "top": -1, "media": 0}
 
     def token(i, target):
         """Appends a text or special token at the next position on all three streams."""
@@ -298,28 +376,45 @@ def lay_out(cfg, image_size, turns, gen):
         state["top"] = max(state["top"], state["next"])
         state["next"] += 1
 
+    def media_row(pad, dt, dh, dw):
+        """Appends a media row at (dt, dh, dw) from the span's first id."""
+        base = state["next"]
+        ids.append(pad)
+        learn.append(False)
+        t.append(base + dt)
+        h.append(base + dh)
+        w.append(base + dw)
+        state["top"] = max(state["top"], base + dt, base + dh, base + dw)
+
     for role, parts in turns:
         target = role == ASSISTANT
         token(IM_START, False)
         token(role, False)
         for part in parts:
-            if part == "image":
-                token(IMAGE_START, False)
-                base = state["next"]
-                slices.append([0, 0, 0, grid_h * grid_w, len(ids)])
-                for r in range(grid_h):
-                    for c in range(grid_w):
-                        ids.append(IMAGE_PAD)
-                        learn.append(False)
-                        t.append(base)
-                        h.append(base + r)
-                        w.append(base + c)
-                        state["top"] = max(state["top"], base + r, base + c)
-                state["next"] = state["top"] + 1
-                token(IMAGE_END, False)
-            else:
+            if isinstance(part, int):
                 for i in torch.randint(0, TEXT_IDS, (part,), generator=gen).tolist():
                     token(i, target)
+                continue
+            kind, size = part
+            if kind == "image":
+                grid_h, grid_w = size[0] // factor, size[1] // factor
+                token(IMAGE_START, False)
+                slices.append([state["media"], 0, 0, grid_h * grid_w, len(ids)])
+                for r in range(grid_h):
+                    for c in range(grid_w):
+                        media_row(IMAGE_PAD, 0, r, c)
+                end = IMAGE_END
+            else:
+                count = -(-size // per_token)
+                token(AUDIO_START, False)
+                slices.append([state["media"], 1, 0, count, len(ids)])
+                for k in range(count):
+                    dt = round(k * seconds_per_token / SECONDS_PER_TEMPORAL_ID)
+                    media_row(AUDIO_PAD, dt, dt, dt)
+                end = AUDIO_END
+            state["next"] = state["top"] + 1
+            state["media"] += 1
+            token(end, False)
         token(IM_END, target)
     targets = [ids[i + 1] if learn[i + 1] else -100 for i in range(len(ids) - 1)] + [-100]
     return {"ids": torch.tensor(ids, dtype=torch.int32),
@@ -334,6 +429,12 @@ def random_pixels(size, gen):
     mean = torch.tensor(PIXEL_MEAN, dtype=torch.float64)[:, None, None]
     std = torch.tensor(PIXEL_STD, dtype=torch.float64)[:, None, None]
     return ((rgb / 255 - mean) / std).to(torch.float32)
+
+
+def random_mel(cfg, frames, gen):
+    """A log-mel-like f32 [n_mels, frames]: values around the (x + 4) / 4 scale's range."""
+    return (0.5 * torch.randn((cfg["audio_config"]["n_mels"], frames), generator=gen)).to(
+        torch.float32)
 
 
 def f32(t):
@@ -351,13 +452,16 @@ def main():
     gen = torch.Generator().manual_seed(SEED)
     weights = random_weights(CONFIG, gen)
     batch = []
-    for image_size, turns in SEQUENCES:
-        seq = lay_out(CONFIG, image_size, turns, gen)
-        seq["pixels"] = [random_pixels(image_size, gen)]
+    for turns in SEQUENCES:
+        seq = lay_out(CONFIG, turns, gen)
+        seq["media"] = [(kind, random_pixels(size, gen) if kind == "image"
+                         else random_mel(CONFIG, size, gen))
+                        for _, parts in turns for part in parts if not isinstance(part, int)
+                        for kind, size in [part]]
         batch.append(seq)
 
     w = {k: v.to(torch.float64).requires_grad_() for k, v in weights.items()}
-    value = loss(CONFIG, w, [dict(s, pixels=[p.to(torch.float64) for p in s["pixels"]])
+    value = loss(CONFIG, w, [dict(s, media=[(kind, x.to(torch.float64)) for kind, x in s["media"]])
                              for s in batch])
     value.backward()
 
@@ -374,7 +478,8 @@ def main():
     for b, seq in enumerate(batch):
         for key in ("ids", "targets", "positions", "slices"):
             golden[f"{b}.{key}"] = i32(seq[key])
-        golden[f"{b}.media0.pixels"] = f32(seq["pixels"][0])
+        for n, (kind, x) in enumerate(seq["media"]):
+            golden[f"{b}.media{n}.{'pixels' if kind == 'image' else 'mel'}"] = f32(x)
     golden["loss"] = f32(value.reshape(()))
     for name, t in w.items():
         assert t.grad is not None and t.grad.abs().max() > 0, name

@@ -1,7 +1,9 @@
 // Parity with an independent PyTorch implementation of the omni model
-// (tests/reference/omni_reference.py): the loss of a small random model (convolutional stem, ViT,
-// projector, M-RoPE decoder with a tied head) on a padded batch of two sequences, each with one
-// image of its own size spliced into its text, and the gradient of every parameter.
+// (tests/reference/omni_reference.py): the loss of a small random model (the block-causal audio
+// encoder; the vision encoder's convolutional stem, grid context and ViT; both projectors; the
+// M-RoPE decoder with a tied head) on a padded batch of two sequences, one with an image and one
+// with an image and a clip of audio of three chunks (the last one partial) spliced into its text,
+// and the gradient of every parameter.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -52,11 +54,25 @@ TEST(OmniParity, LossAndGradientsMatchPyTorch) {
   std::vector<std::vector<MediaInput>> media;
   for (int b = 0; b < 2; ++b) {
     layouts.push_back(read_packed_layout(golden, std::to_string(b)));  // the pack's layout keys
-    MediaInput image;
-    image.kind = PartKind::image;
-    image.pixels = golden.tensor(std::to_string(b) + ".media0.pixels");
-    media.push_back({image});
+    std::vector<MediaInput> inputs;
+    for (int n = 0;; ++n) {  // b.mediaN.pixels (an image) or b.mediaN.mel (audio)
+      const std::string prefix = std::to_string(b) + ".media" + std::to_string(n);
+      MediaInput input;
+      if (golden.contains(prefix + ".pixels")) {
+        input.kind = PartKind::image;
+        input.pixels = golden.tensor(prefix + ".pixels");
+      } else if (golden.contains(prefix + ".mel")) {
+        input.kind = PartKind::audio;
+        input.mel = golden.tensor(prefix + ".mel");
+      } else {
+        break;
+      }
+      inputs.push_back(input);
+    }
+    media.push_back(inputs);
   }
+  ASSERT_EQ(media[1].size(), 2u);
+  ASSERT_EQ(media[1][1].kind, PartKind::audio) << "the batch must exercise the audio path";
   ASSERT_NE(layouts[0].size(), layouts[1].size()) << "the batch must exercise padding";
   std::vector<const SequenceLayout*> layout_ptrs;
   std::vector<const std::vector<MediaInput>*> media_ptrs;
