@@ -63,6 +63,8 @@ void AudioEncoderConfig::validate() const {
              layer_norm_eps);
   NURI_CHECK(initializer_range > 0,
              "audio encoder config: initializer_range must be positive, got ", initializer_range);
+  NURI_CHECK(std::isfinite(ctc_weight) && ctc_weight >= 0,
+             "audio encoder config: ctc_weight must be zero or positive, got ", ctc_weight);
 }
 
 AudioEncoderConfig AudioEncoderConfig::from_json(const nlohmann::json& json) {
@@ -73,7 +75,8 @@ nlohmann::json AudioEncoderConfig::to_json() const {
   return config_json::write(*this);
 }
 
-AudioEncoder::AudioEncoder(const AudioEncoderConfig& config) : config_(config) {
+AudioEncoder::AudioEncoder(const AudioEncoderConfig& config, int64_t ctc_classes)
+    : config_(config), ctc_classes_(ctc_classes) {
   config_.validate();
   const int64_t d = config_.hidden_size;
   using Init = ParameterList::Init;
@@ -89,6 +92,9 @@ AudioEncoder::AudioEncoder(const AudioEncoderConfig& config) : config_(config) {
   norm_ = LayerNorm::add(params_, "audio_encoder.norm", d, config_.layer_norm_eps);
   projector_ =
       Projector::add(params_, "audio_projector", d, config_.output_size, config_.output_size);
+  NURI_CHECK(ctc_classes >= 0, "audio encoder: ctc_classes must not be negative, got ",
+             ctc_classes);
+  if (ctc_classes > 0) ctc_head_ = Linear::add(params_, "audio_encoder.ctc_head", d, ctc_classes);
 }
 
 void AudioEncoder::init(Generator& generator) {
@@ -122,11 +128,20 @@ Tensor AudioEncoder::trunk(const Tensor& frames, int64_t start,
   }
   x = transpose(norm_.forward(params_, x), 1, 2);  // [B, D, T]
   const int64_t p = config_.pool_stride;
-  x = transpose(avg_pool1d(x, p, p), 1, 2);  // [B, T / p, D]
-  return projector_.forward(params_, x);
+  return transpose(avg_pool1d(x, p, p), 1, 2);  // [B, T / p, D]
 }
 
 Tensor AudioEncoder::encode(const Tensor& mel) const {
+  return projector_.forward(params_, features(mel));
+}
+
+std::pair<Tensor, Tensor> AudioEncoder::encode_with_ctc(const Tensor& mel) const {
+  NURI_CHECK(ctc_classes_ > 0, "audio encoder: encode_with_ctc needs a CTC head");
+  const Tensor x = features(mel);
+  return {projector_.forward(params_, x), ctc_head_.forward(params_, x)};
+}
+
+Tensor AudioEncoder::features(const Tensor& mel) const {
   NURI_CHECK((mel.dim() == 2 || mel.dim() == 3) && mel.size(-2) == config_.n_mels &&
                  mel.dtype() == DType::f32,
              "audio encoder: mel must be f32 [", config_.n_mels, ", frames] or [B, ",
@@ -154,7 +169,8 @@ AudioEncoderStream::AudioEncoderStream(const AudioEncoder& encoder)
 
 Tensor AudioEncoderStream::encode_chunk(const Tensor& chunk) {
   const Tensor frames = encoder_.stem(chunk.view({1, chunk.size(0), chunk.size(1)}));
-  const Tensor out = encoder_.trunk(frames, caches_.front().length(), &caches_);
+  const Tensor out = encoder_.projector_.forward(
+      encoder_.params_, encoder_.trunk(frames, caches_.front().length(), &caches_));
   tokens_ += out.size(1);
   return out.view({out.size(1), out.size(2)});
 }

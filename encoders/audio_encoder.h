@@ -10,6 +10,11 @@
 // one, encoding chunk by chunk (AudioEncoderStream) gives the same tokens as encoding the whole
 // input.
 //
+// With a CTC head (ctc_classes > 0 at construction), a linear layer maps the pooled features
+// (before the projector) to per-token logits over the text vocabulary and a blank, which the CTC
+// loss trains to spell what is said (audio.ctc_weight; ESPnet's hybrid CTC/attention): a direct
+// frame-level signal that a decoder trained from scratch does not give the encoder on its own.
+//
 // Token rule: a final partial chunk of r frames is zero-padded to the next multiple of
 // 2 * pool_stride frames, so F frames give ceil(F / (2 * pool_stride)) tokens.
 #pragma once
@@ -39,6 +44,7 @@ struct AudioEncoderConfig {
   float rope_theta = 10000.0f;
   float layer_norm_eps = 1e-5f;
   float initializer_range = 0.02f;
+  double ctc_weight = 0;  // > 0: a CTC head on the encoder, its loss weighted by this in training
 
   // Mel frames per second (16 kHz audio, hop 160).
   static constexpr int64_t kFramesPerSecond = 100;
@@ -71,6 +77,7 @@ struct AudioEncoderConfig {
     visit("rope_theta", c.rope_theta);
     visit("layer_norm_eps", c.layer_norm_eps);
     visit("initializer_range", c.initializer_range);
+    visit("ctc_weight", c.ctc_weight);
   }
 };
 
@@ -78,11 +85,13 @@ struct AudioEncoderConfig {
 // audio_encoder.conv1.{weight,bias}, audio_encoder.conv2.{weight,bias},
 // audio_encoder.layers.N.{input_layernorm, self_attn.{q,k,v,o}_proj, post_attention_layernorm,
 // mlp.fc1, mlp.fc2}.{weight,bias}, audio_encoder.norm.{weight,bias},
-// audio_projector.{fc1,fc2}.{weight,bias}, audio_projector.norm.weight.
+// audio_projector.{fc1,fc2}.{weight,bias}, audio_projector.norm.weight; with a CTC head,
+// audio_encoder.ctc_head.{weight [ctc_classes, hidden_size], bias}.
 class AudioEncoder {
  public:
-  // Allocates every parameter (f32, CPU, zero); call init() or load() next.
-  explicit AudioEncoder(const AudioEncoderConfig& config);
+  // Allocates every parameter (f32, CPU, zero); call init() or load() next. ctc_classes > 0 adds
+  // a CTC head with that many classes (the omni model's vocabulary and a blank).
+  explicit AudioEncoder(const AudioEncoderConfig& config, int64_t ctc_classes = 0);
 
   const AudioEncoderConfig& config() const { return config_; }
   // Every trainable parameter, each requiring grad, in a stable order.
@@ -103,6 +112,11 @@ class AudioEncoder {
   // B = 1) or [B, n_mels, frames], f32. Records on the active tape for training; run it inside a
   // NoGradScope for inference.
   Tensor encode(const Tensor& mel) const;
+  // encode()'s tokens and the CTC head's logits [B, tokens, ctc_classes] for the same input.
+  // Needs the head.
+  std::pair<Tensor, Tensor> encode_with_ctc(const Tensor& mel) const;
+  // Classes of the CTC head; 0 without one.
+  int64_t ctc_classes() const { return ctc_classes_; }
   // Output tokens for `frames` mel frames (config().token_count).
   int64_t token_count(int64_t frames) const { return config_.token_count(frames); }
 
@@ -111,10 +125,12 @@ class AudioEncoder {
   // Conv stem of independent chunks [N, n_mels, L] (L a multiple of frames_per_token) ->
   // [N, L / 2, D].
   Tensor stem(const Tensor& chunks) const;
-  // Transformer, norm, pooling and projector over stem frames [B, T, D] whose first frame has
-  // position `start` -> [B, T / pool_stride, output_size]. With caches (batch 1, one per layer),
-  // earlier chunks' keys and values come from them and this input's are appended.
+  // Transformer, norm and pooling over stem frames [B, T, D] whose first frame has position
+  // `start` -> [B, T / pool_stride, D]. With caches (batch 1, one per layer), earlier chunks' keys
+  // and values come from them and this input's are appended.
   Tensor trunk(const Tensor& frames, int64_t start, std::vector<KeyValueBuffer>* caches) const;
+  // The stem and trunk over a whole input (see encode) -> [B, tokens, D].
+  Tensor features(const Tensor& mel) const;
 
   AudioEncoderConfig config_;
   ParameterList params_{"audio encoder"};
@@ -122,6 +138,8 @@ class AudioEncoder {
   std::vector<TransformerBlock> blocks_;
   LayerNorm norm_;
   Projector projector_;
+  int64_t ctc_classes_ = 0;
+  Linear ctc_head_;  // only with ctc_classes_ > 0
 };
 
 // Encodes one live audio stream chunk by chunk: mel frames arrive in pieces of any size and each

@@ -54,6 +54,12 @@ ContentPart parse_part(const nlohmann::json& part, const std::filesystem::path& 
     fail(where, ": unknown content part type '", type,
          "' (expected text, input_audio, image or video)");
   out.path = media_path(part, type, base, where);
+  if (part.contains("transcript")) {
+    NURI_CHECK(out.kind != PartKind::image, where, ": an image part has no 'transcript'");
+    NURI_CHECK(part["transcript"].is_string(), where, ": 'transcript' must be a string, got ",
+               part["transcript"].dump());
+    out.transcript = part["transcript"].get<std::string>();
+  }
   return out;
 }
 

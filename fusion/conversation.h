@@ -3,6 +3,7 @@
 #pragma once
 #include <filesystem>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ struct ContentPart {
   PartKind kind = PartKind::text;
   std::string text;  // for text
   std::string path;  // for media: resolved against the manifest's folder
+  // For audio, or a video's soundtrack: what is said, when known (empty: nothing is said).
+  std::optional<std::string> transcript;
 };
 
 struct Message {
@@ -32,8 +35,8 @@ struct Conversation {
 
 // Reads {"messages": [{"role": ..., "content": "text" | [{"type": ..., ...}]}]}. Part types:
 // "text" (text), "input_audio" / "audio" (path), "image" / "input_image" (path), "video"
-// (path). Relative paths resolve against `base`. Errors name `where` (for example
-// "train.jsonl:12") and the field at fault.
+// (path); audio and video parts may carry a string "transcript". Relative paths resolve against
+// `base`. Errors name `where` (for example "train.jsonl:12") and the field at fault.
 Conversation conversation_from_json(const nlohmann::json& json, const std::filesystem::path& base,
                                     const std::string& where);
 

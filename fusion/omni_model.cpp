@@ -6,6 +6,8 @@
 #include "kernels/autograd.h"
 #include "kernels/error.h"
 #include "kernels/ops/cross_entropy.h"
+#include "kernels/ops/ctc.h"
+#include "kernels/ops/elementwise.h"
 #include "kernels/ops/shape.h"
 #include "kernels/safetensors.h"
 
@@ -88,7 +90,10 @@ void OmniConfig::validate() const {
 
 OmniModel::OmniModel(const OmniConfig& config) : config_(config), decoder_(config.decoder) {
   config_.validate();
-  if (config_.audio) audio_ = std::make_unique<AudioEncoder>(*config_.audio);
+  if (config_.audio) {  // a CTC head over the vocabulary and a blank, when it is trained
+    const int64_t ctc_classes = config_.audio->ctc_weight > 0 ? config_.decoder.vocab_size + 1 : 0;
+    audio_ = std::make_unique<AudioEncoder>(*config_.audio, ctc_classes);
+  }
   if (config_.vision) vision_ = std::make_unique<VisionEncoder>(*config_.vision);
 }
 
@@ -179,28 +184,47 @@ std::vector<MediaShape> OmniModel::shapes_of(const std::vector<MediaInput>& inpu
   return out;
 }
 
-std::pair<Tensor, Tensor> OmniModel::encode(const MediaInput& input) const {
-  Tensor visual, sound;
-  if (input.mel.defined())
-    sound = reshape(audio_->encode(input.mel), {-1, config_.decoder.hidden_size});
-  if (input.kind == PartKind::image) visual = vision_->encode_image(input.pixels);
-  if (input.kind == PartKind::video) visual = vision_->encode_video(input.pixels);
-  return {visual, sound};
+OmniModel::Encoded OmniModel::encode(const MediaInput& input, bool want_ctc) const {
+  Encoded out;
+  const int64_t d = config_.decoder.hidden_size;
+  if (input.mel.defined() && want_ctc && input.transcript.defined()) {
+    NURI_CHECK(input.transcript.dim() == 1 && input.transcript.dtype() == DType::i32,
+               "omni model: a transcript must be i32 [L], not ",
+               dtype_name(input.transcript.dtype()), " ", shape_str(input.transcript.shape()));
+    const auto [tokens, logits] = audio_->encode_with_ctc(input.mel);
+    out.sound = reshape(tokens, {-1, d});
+    const int64_t labels = input.transcript.numel();
+    out.ctc = ctc_loss(logits, reshape(input.transcript, {1, labels}),
+                       Tensor::from_data<int64_t>(std::vector<int64_t>{logits.size(1)}, {1}),
+                       Tensor::from_data<int64_t>(std::vector<int64_t>{labels}, {1}),
+                       config_.decoder.vocab_size);
+  } else if (input.mel.defined()) {
+    out.sound = reshape(audio_->encode(input.mel), {-1, d});
+  }
+  if (input.kind == PartKind::image) out.visual = vision_->encode_image(input.pixels);
+  if (input.kind == PartKind::video) out.visual = vision_->encode_video(input.pixels);
+  return out;
 }
 
-Tensor OmniModel::embed(const SequenceLayout& layout, const std::vector<MediaInput>& inputs) const {
+Tensor OmniModel::embed(const SequenceLayout& layout, const std::vector<MediaInput>& inputs,
+                        std::vector<Tensor>* ctc_losses) const {
+  NURI_CHECK(!ctc_losses || (audio_ && audio_->ctc_classes() > 0),
+             "omni model: CTC losses need an audio encoder with audio.ctc_weight > 0");
   const int64_t n = layout.size(), d = config_.decoder.hidden_size;
   const Tensor tokens =
       reshape(decoder_.embed(Tensor::from_data<int32_t>(layout.ids, {1, n})), {n, d});
-  std::vector<std::pair<Tensor, Tensor>> encoded;
-  for (const MediaInput& input : inputs) encoded.push_back(encode(input));
+  std::vector<Encoded> encoded;
+  for (const MediaInput& input : inputs) {
+    encoded.push_back(encode(input, ctc_losses != nullptr));
+    if (encoded.back().ctc.defined()) ctc_losses->push_back(encoded.back().ctc);
+  }
   std::vector<Tensor> pieces;
   int64_t at = 0;
   for (const MediaSlice& s : layout.slices) {
     NURI_CHECK(s.media < static_cast<int64_t>(inputs.size()) && s.start >= at,
                "omni model: the layout's media slices do not match its inputs");
     if (s.start > at) pieces.push_back(slice(tokens, 0, at, s.start));
-    const Tensor& rows = s.audio ? encoded[s.media].second : encoded[s.media].first;
+    const Tensor& rows = s.audio ? encoded[s.media].sound : encoded[s.media].visual;
     NURI_CHECK(rows.defined() && s.first + s.count <= rows.size(0), "omni model: media item ",
                s.media, " has ", rows.defined() ? rows.size(0) : 0, " ",
                s.audio ? "audio" : "visual", " tokens, the layout wants rows up to ",
@@ -213,7 +237,8 @@ Tensor OmniModel::embed(const SequenceLayout& layout, const std::vector<MediaInp
 }
 
 Tensor OmniModel::embed_batch(const std::vector<const SequenceLayout*>& layouts,
-                              const std::vector<const std::vector<MediaInput>*>& inputs) const {
+                              const std::vector<const std::vector<MediaInput>*>& inputs,
+                              std::vector<Tensor>* ctc_losses) const {
   NURI_CHECK(!layouts.empty() && layouts.size() == inputs.size(),
              "omni model: a batch needs one input list per sequence");
   int64_t length = 0;
@@ -221,7 +246,7 @@ Tensor OmniModel::embed_batch(const std::vector<const SequenceLayout*>& layouts,
   const int64_t d = config_.decoder.hidden_size;
   std::vector<Tensor> rows;
   for (size_t b = 0; b < layouts.size(); ++b) {
-    Tensor row = embed(*layouts[b], *inputs[b]);
+    Tensor row = embed(*layouts[b], *inputs[b], ctc_losses);
     if (row.size(1) < length) row = concat({row, Tensor::zeros({1, length - row.size(1), d})}, 1);
     rows.push_back(row);
   }
@@ -244,9 +269,25 @@ Tensor OmniModel::decoder_loss(const std::vector<const SequenceLayout*>& layouts
                        Tensor::from_data<int32_t>(targets, {batch * length}));
 }
 
+OmniModel::Losses OmniModel::losses(
+    const std::vector<const SequenceLayout*>& layouts,
+    const std::vector<const std::vector<MediaInput>*>& inputs) const {
+  const bool ctc = audio_ && audio_->ctc_classes() > 0;
+  std::vector<Tensor> ctc_losses;
+  Losses out;
+  out.decoder = decoder_loss(layouts, embed_batch(layouts, inputs, ctc ? &ctc_losses : nullptr));
+  if (ctc_losses.empty()) return out;
+  Tensor total = ctc_losses[0];
+  for (size_t i = 1; i < ctc_losses.size(); ++i) total = nuri::add(total, ctc_losses[i]);
+  const double weight = config_.audio->ctc_weight / static_cast<double>(ctc_losses.size());
+  out.ctc = scale(total, static_cast<float>(weight));
+  return out;
+}
+
 Tensor OmniModel::loss(const std::vector<const SequenceLayout*>& layouts,
                        const std::vector<const std::vector<MediaInput>*>& inputs) const {
-  return decoder_loss(layouts, embed_batch(layouts, inputs));
+  const Losses parts = losses(layouts, inputs);
+  return parts.ctc.defined() ? nuri::add(parts.decoder, parts.ctc) : parts.decoder;
 }
 
 std::vector<int32_t> OmniModel::reply(const SequenceLayout& prompt,

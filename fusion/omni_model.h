@@ -35,6 +35,7 @@ struct MediaInput {
   Tensor mel;                       // audio, or a video's soundtrack: f32 [n_mels, frames]
   Tensor pixels;                    // image f32 [3, H, W]; video frames f32 [T, 3, H, W]
   std::vector<double> frame_times;  // video: each frame's time in seconds
+  Tensor transcript;  // i32 [L]: token ids of what the audio says, the CTC target (or undefined)
 };
 
 // The modules a config may freeze or unfreeze, by name.
@@ -68,16 +69,28 @@ class OmniModel {
   MediaShape shape_of(const MediaInput& input) const;
   std::vector<MediaShape> shapes_of(const std::vector<MediaInput>& inputs) const;
   // Input embeddings [1, T, D] of a laid-out sequence: token embeddings, with each media slice's
-  // rows taken from its encoder's output.
-  Tensor embed(const SequenceLayout& layout, const std::vector<MediaInput>& inputs) const;
+  // rows taken from its encoder's output. With ctc_losses, each audio item that has a transcript
+  // also appends its CTC loss (needs audio.ctc_weight > 0).
+  Tensor embed(const SequenceLayout& layout, const std::vector<MediaInput>& inputs,
+               std::vector<Tensor>* ctc_losses = nullptr) const;
   // Input embeddings [B, T, D] of a batch of sequences, zero-padded to the longest.
   Tensor embed_batch(const std::vector<const SequenceLayout*>& layouts,
-                     const std::vector<const std::vector<MediaInput>*>& inputs) const;
+                     const std::vector<const std::vector<MediaInput>*>& inputs,
+                     std::vector<Tensor>* ctc_losses = nullptr) const;
   // Mean next-token cross-entropy over the target tokens of a batch, from its embeddings
   // (embed_batch); padding has no targets and its positions continue past each sequence.
   Tensor decoder_loss(const std::vector<const SequenceLayout*>& layouts,
                       const Tensor& embeddings) const;
-  // decoder_loss(layouts, embed_batch(layouts, inputs)).
+  // The parts of the training objective: the decoder's loss, decoder_loss(layouts,
+  // embed_batch(layouts, inputs)), and with audio.ctc_weight > 0 ctc_weight times the mean CTC
+  // loss of the batch's audio items (and soundtracks) that have a transcript (undefined when none
+  // has). The CTC blank is class vocab_size.
+  struct Losses {
+    Tensor decoder, ctc;
+  };
+  Losses losses(const std::vector<const SequenceLayout*>& layouts,
+                const std::vector<const std::vector<MediaInput>*>& inputs) const;
+  // The training objective: the sum of losses().
   Tensor loss(const std::vector<const SequenceLayout*>& layouts,
               const std::vector<const std::vector<MediaInput>*>& inputs) const;
   // Greedy continuation of a sequence that ends in an open assistant turn, up to max_tokens or
@@ -87,8 +100,11 @@ class OmniModel {
 
  private:
   // The encoder outputs of one item: visual rows [N, D] and audio rows [M, D] (either may be
-  // undefined).
-  std::pair<Tensor, Tensor> encode(const MediaInput& input) const;
+  // undefined), and with want_ctc the item's CTC loss [] when it has a transcript.
+  struct Encoded {
+    Tensor visual, sound, ctc;
+  };
+  Encoded encode(const MediaInput& input, bool want_ctc) const;
 
   OmniConfig config_;
   Decoder decoder_;

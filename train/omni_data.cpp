@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kPackVersion = 1;
+constexpr int kPackVersion = 2;  // 2: media transcripts
 
 // One media item as packed: its log-mel and its resized 8-bit frames.
 struct DecodedItem {
@@ -221,9 +221,13 @@ PackSummary pack_manifest(const PackOptions& options, const OmniModel& model,
       tensors.emplace_back(key + ".slices", i32(slices));
       nlohmann::json media = nlohmann::json::array();
       const std::vector<DecodedItem>& items = decoded[i - begin];
+      const std::vector<const ContentPart*> parts = entries[i].conversation.media();
       for (size_t j = 0; j < items.size(); ++j) {
         const std::string prefix = key + ".media" + std::to_string(j);
         media.push_back(kind_name(items[j].kind));
+        if (parts[j]->transcript)
+          tensors.emplace_back(prefix + ".transcript",
+                               i32(chat.tokenizer().encode(*parts[j]->transcript)));
         if (items[j].mel.defined()) tensors.emplace_back(prefix + ".mel", items[j].mel);
         if (!items[j].frames.empty())
           tensors.emplace_back(prefix + ".pixels",
@@ -337,7 +341,10 @@ OmniSample PackedDataset::sample(int64_t i) const {
       const Tensor t = shard.tensor(prefix + ".times");
       item.times.assign(t.data<float>(), t.data<float>() + t.numel());
     }
-    out.media.push_back(input_of(item, config_));
+    MediaInput input = input_of(item, config_);
+    if (shard.contains(prefix + ".transcript"))
+      input.transcript = shard.tensor(prefix + ".transcript");
+    out.media.push_back(std::move(input));
   }
   return out;
 }

@@ -4,7 +4,8 @@
 // A pack directory holds index.json and shard-NNNNN.safetensors. Each sample's tensors are named
 // "<n>.ids", "<n>.targets", "<n>.positions" (i32: the chat template's layout) and, for its media,
 // "<n>.media<j>.mel" (f32 [n_mels, frames]), "<n>.media<j>.pixels" (u8 [H, W, 3] for an image,
-// [T, H, W, 3] for video frames) and "<n>.media<j>.times" (f32 frame times in seconds). The index
+// [T, H, W, 3] for video frames), "<n>.media<j>.times" (f32 frame times in seconds) and
+// "<n>.media<j>.transcript" (i32 token ids of what an audio item says, when known). The index
 // records the model and tokenizer the layouts were made for, each sample's shard, task, answer
 // and origin, and the samples skipped as bad with their errors.
 #pragma once

@@ -136,7 +136,8 @@ TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& opt
       inputs.push_back(&s.media);
       tokens += s.layout.size();
     }
-    return MicroBatchLoss{model.loss(layouts, inputs), tokens};
+    const OmniModel::Losses losses = model.losses(layouts, inputs);
+    return MicroBatchLoss{losses.decoder, tokens, losses.ctc};
   };
   if (valid) {
     const int64_t limit = config.eval.batches > 0
@@ -150,7 +151,9 @@ TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& opt
       for (int64_t i = 0; i < limit; ++i) {
         const OmniSample s = valid->sample(i);
         const int64_t n = target_count(s.layout);
-        const double loss = model.loss({&s.layout}, {&s.media}).item() * static_cast<double>(n);
+        // The decoder's loss alone: a held-out loss per answer token, without the CTC term.
+        const double loss =
+            model.losses({&s.layout}, {&s.media}).decoder.item() * static_cast<double>(n);
         total += loss;
         tokens += n;
         auto& [task_loss, task_tokens] = by_task[s.task.empty() ? "other" : s.task];

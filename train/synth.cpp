@@ -312,6 +312,12 @@ json text_part(const std::string& text) {
 json file_part(const char* type, const std::string& path) {
   return json{{"type", type}, {"path", path}};
 }
+// A media part with what its speech says ("" for a soundtrack without speech).
+json spoken_part(const char* type, const std::string& path, const std::string& transcript) {
+  json part = file_part(type, path);
+  part["transcript"] = transcript;
+  return part;
+}
 
 // One manifest line: the user's parts, the assistant's answer, and the fields the scorer reads.
 json conversation(json user, const std::string& answer, size_t task, const std::string& language) {
@@ -345,7 +351,7 @@ class SampleMaker {
       case kTranscribe: {
         const std::string wav = stem + ".wav";
         save(wav, speak(rng, job.sentence, job.language));
-        return conversation(json::array({file_part("input_audio", wav),
+        return conversation(json::array({spoken_part("input_audio", wav, job.sentence),
                                          text_part(kTranscribePrompt.in(job.language))}),
                             job.sentence, job.task, job.language);
       }
@@ -374,9 +380,9 @@ class SampleMaker {
         const std::string question = still_question(asked, language);
         save(wav, speak(rng, question, language));
         const std::string answer = still_image(rng, asked, png, language);
-        json line =
-            conversation(json::array({file_part("image", png), file_part("input_audio", wav)}),
-                         answer, job.task, language);
+        json line = conversation(
+            json::array({file_part("image", png), spoken_part("input_audio", wav, question)}),
+            answer, job.task, language);
         line["question"] = question;
         return line;
       }
@@ -541,8 +547,9 @@ class SampleMaker {
     const std::string answer = job.task == kVideoDirection ? direction.name.in(language)
                                : job.task == kVideoObject  ? object_name(objects[0], language)
                                                            : said;
-    return conversation(json::array({file_part("video", mp4), text_part(question.in(language))}),
-                        answer, job.task, language);
+    return conversation(
+        json::array({spoken_part("video", mp4, said), text_part(question.in(language))}), answer,
+        job.task, language);
   }
 
   const SynthOptions& options_;

@@ -136,7 +136,7 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
 
   auto interval_start = Clock::now();
   int64_t interval_tokens = 0;
-  double interval_loss = 0;
+  double interval_loss = 0, interval_aux = 0;
   int64_t interval_steps = 0;
   int64_t last_saved = options.resume.empty() ? -1 : state.step;
   while (state.step < tc.steps) {
@@ -147,7 +147,7 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
       break;
     }
     const auto step_start = Clock::now();
-    double step_loss = 0;
+    double step_loss = 0, step_aux = 0;
     int64_t step_tokens = 0;
     for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
       Tape tape;
@@ -158,7 +158,13 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
         const MicroBatchLoss batch = job.micro_batch(first, tc.batch_size);
         step_loss += static_cast<double>(batch.loss.item()) / static_cast<double>(tc.grad_accum);
         step_tokens += batch.tokens;
-        scaled_loss = scale(batch.loss, 1.0f / static_cast<float>(tc.grad_accum));
+        Tensor objective = batch.loss;
+        if (batch.auxiliary.defined()) {
+          step_aux +=
+              static_cast<double>(batch.auxiliary.item()) / static_cast<double>(tc.grad_accum);
+          objective = add(objective, batch.auxiliary);
+        }
+        scaled_loss = scale(objective, 1.0f / static_cast<float>(tc.grad_accum));
       }
       state.samples += tc.batch_size * ranks;
       // The last micro-batch's backward completes the gradients: reducing them starts at once.
@@ -166,11 +172,12 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
                     micro + 1 == tc.grad_accum ? optimizer.gradient_ready() : GradientReady{});
     }
     optimizer.finish_backward();  // every rank has started every bucket before the next collective
-    if (ranks > 1) {              // the step's loss and tokens over every rank
-      double totals[2] = {step_loss, static_cast<double>(step_tokens)};
+    if (ranks > 1) {              // the step's losses and tokens over every rank
+      double totals[3] = {step_loss, step_aux, static_cast<double>(step_tokens)};
       communicator.sum_doubles(totals);
       step_loss = totals[0] / ranks;
-      step_tokens = static_cast<int64_t>(totals[1]);
+      step_aux = totals[1] / ranks;
+      step_tokens = static_cast<int64_t>(totals[2]);
     }
     const double lr = warmup_cosine_lr(state.step + 1, tc.steps, config.schedule.warmup_steps,
                                        config.optim.adamw.lr, config.schedule.min_lr_ratio);
@@ -185,6 +192,7 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
     state.elapsed_s += std::chrono::duration<double>(Clock::now() - step_start).count();
     interval_tokens += step_tokens;
     interval_loss += step_loss;
+    interval_aux += step_aux;
     ++interval_steps;
 
     const bool last = state.step == tc.steps;
@@ -192,23 +200,30 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
       const double seconds = std::chrono::duration<double>(Clock::now() - interval_start).count();
       const double tokens_per_s = interval_tokens / std::max(seconds, 1e-9);
       const double mean_loss = interval_loss / static_cast<double>(interval_steps);
-      if (metrics)
-        metrics->write({{"step", state.step},
-                        {"loss", step_loss},
-                        {"lr", lr},
-                        {"grad_norm", result.grad_norm},
-                        {"tokens_per_s", tokens_per_s},
-                        {"elapsed_s", state.elapsed_s},
-                        {"tokens", state.tokens},
-                        {"skipped_steps", state.skipped_steps}});
-      char status[128];
-      std::snprintf(status, sizeof(status), "loss %.4f lr %.2e %.0f tok/s", mean_loss, lr,
+      if (metrics) {
+        nlohmann::json line = {{"step", state.step},
+                               {"loss", step_loss},
+                               {"lr", lr},
+                               {"grad_norm", result.grad_norm},
+                               {"tokens_per_s", tokens_per_s},
+                               {"elapsed_s", state.elapsed_s},
+                               {"tokens", state.tokens},
+                               {"skipped_steps", state.skipped_steps}};
+        if (step_aux != 0) line["aux_loss"] = step_aux;
+        metrics->write(line);
+      }
+      const double mean_aux = interval_aux / static_cast<double>(interval_steps);
+      char aux[48] = "";
+      if (mean_aux != 0) std::snprintf(aux, sizeof(aux), " (aux %.4f)", mean_aux);
+      char status[160];
+      std::snprintf(status, sizeof(status), "loss %.4f%s lr %.2e %.0f tok/s", mean_loss, aux, lr,
                     tokens_per_s);
       bar.update(state.step, status);
       if (print_lines) log_info("step ", state.step, "/", tc.steps, ": ", status);
       interval_start = Clock::now();
       interval_tokens = 0;
       interval_loss = 0;
+      interval_aux = 0;
       interval_steps = 0;
     }
     if (job.evaluate && ((config.eval.every > 0 && state.step % config.eval.every == 0) || last))

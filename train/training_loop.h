@@ -21,6 +21,9 @@ namespace nuri {
 struct MicroBatchLoss {
   Tensor loss;  // scalar, recorded on the active tape
   int64_t tokens = 0;
+  // Optional scalar added to loss for the gradient and logged apart as "aux_loss" (the omni
+  // model's weighted CTC term), so that "loss" stays comparable from step to step.
+  Tensor auxiliary;
 };
 
 struct TrainingJob {

@@ -237,6 +237,31 @@ TEST(AudioEncoder, GradientsReachEveryParameterAndMatchFiniteDifferences) {
       encoder.parameters(), [&] { return encoder.encode(mel); }, {2, 4, 12}, 2);
 }
 
+TEST(AudioEncoder, CtcHeadReadsThePooledFeatures) {
+  AudioEncoder encoder(tiny_config(), 7);
+  Generator gen{19, 0};
+  encoder.init(gen);
+  EXPECT_EQ(encoder.ctc_classes(), 7);
+  EXPECT_EQ(encoder.parameter("audio_encoder.ctc_head.weight").shape(), (Shape{7, 16}));
+  EXPECT_EQ(encoder.parameter("audio_encoder.ctc_head.bias").shape(), (Shape{7}));
+  const Tensor mel = random_tensor({2, 8, 13}, 20);
+  {
+    NoGradScope no_grad;
+    const auto [tokens, logits] = encoder.encode_with_ctc(mel);
+    EXPECT_EQ(tokens.to_vector(), encoder.encode(mel).to_vector());
+    EXPECT_EQ(logits.shape(), (Shape{2, 4, 7}));
+  }
+  // The head's logits reach every parameter but the projector's.
+  std::vector<NamedParameter> trunk;
+  for (const NamedParameter& p : encoder.parameters())
+    if (p.name.rfind("audio_projector.", 0) != 0) trunk.push_back(p);
+  check_gradients(
+      trunk, [&] { return encoder.encode_with_ctc(mel).second; }, {2, 4, 7}, 2);
+  const AudioEncoder plain = initialised(tiny_config(), 21);
+  EXPECT_EQ(plain.ctc_classes(), 0);
+  EXPECT_THROW(plain.encode_with_ctc(mel), Error);
+}
+
 TEST(AudioEncoder, ConfigJsonRoundTripsAndRejectsUnknownKeys) {
   AudioEncoderConfig config = tiny_config(4);
   config.rope_theta = 500.0f;

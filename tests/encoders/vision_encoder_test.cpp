@@ -167,6 +167,28 @@ TEST(VisionEncoder, StemKeepsTokenCountsAndVideoSlices) {
   }
 }
 
+// Zeroes the first block's value and output projections: attention then leaves each token its
+// own, so a token sees only its patch and the context.
+void block_attention(VisionEncoder& encoder) {
+  NoGradScope no_grad;
+  for (const char* name : {"vision_encoder.layers.0.self_attn.v_proj.weight",
+                           "vision_encoder.layers.0.self_attn.o_proj.weight"})
+    encoder.parameter(name).copy_from(Tensor::zeros(encoder.parameter(name).shape()));
+}
+
+// Whether the first token of `pixels` changes (beyond rounding) when they become `changed`.
+void expect_first_token_change(const VisionEncoder& encoder, const Tensor& pixels,
+                               const Tensor& changed, bool expect_change) {
+  NoGradScope no_grad;
+  const Tensor first = slice(encoder.encode_image(pixels), 0, 0, 1);
+  const Tensor after = slice(encoder.encode_image(changed), 0, 0, 1);
+  if (expect_change) {
+    EXPECT_GT(relative_max_diff(first, after), 1e-3);
+  } else {
+    EXPECT_LT(relative_max_diff(first, after), 1e-6);
+  }
+}
+
 TEST(VisionEncoder, GlobalContextCarriesAFarPatchIntoEveryToken) {
   // Without ViT blocks a token sees only its own patch, unless the context adds the whole image.
   VisionEncoderConfig local = tiny_stem_config();
@@ -179,20 +201,8 @@ TEST(VisionEncoder, GlobalContextCarriesAFarPatchIntoEveryToken) {
   for (const auto& [config, expect_change] : {std::pair{local, false}, std::pair{global, true}}) {
     SCOPED_TRACE(config.global_context ? "global context" : "no context");
     VisionEncoder encoder = initialised(config, 45);
-    {  // block the attention: zero value and output projections leave each token its own
-      NoGradScope no_grad;
-      for (const char* name : {"vision_encoder.layers.0.self_attn.v_proj.weight",
-                               "vision_encoder.layers.0.self_attn.o_proj.weight"})
-        encoder.parameter(name).copy_from(Tensor::zeros(encoder.parameter(name).shape()));
-    }
-    NoGradScope no_grad;
-    const Tensor first = slice(encoder.encode_image(pixels), 0, 0, 1);
-    const Tensor after = slice(encoder.encode_image(changed), 0, 0, 1);
-    if (expect_change) {
-      EXPECT_GT(relative_max_diff(first, after), 1e-3);
-    } else {
-      EXPECT_LT(relative_max_diff(first, after), 1e-6);
-    }
+    block_attention(encoder);
+    expect_first_token_change(encoder, pixels, changed, expect_change);
   }
 }
 
@@ -213,10 +223,7 @@ TEST(VisionEncoder, GridContextCellsFollowRasterOrder) {
     SCOPED_TRACE(keep_third_cell ? "only the third cell's columns"
                                  : "the third cell's columns zero");
     VisionEncoder encoder = initialised(config, 48);
-    NoGradScope no_grad;
-    for (const char* name : {"vision_encoder.layers.0.self_attn.v_proj.weight",
-                             "vision_encoder.layers.0.self_attn.o_proj.weight"})
-      encoder.parameter(name).copy_from(Tensor::zeros(encoder.parameter(name).shape()));
+    block_attention(encoder);
     Tensor& weight = encoder.parameter("vision_projector.global.weight");
     float* w = weight.data<float>();
     for (int64_t row = 0; row < weight.size(0); ++row) {
@@ -225,13 +232,7 @@ TEST(VisionEncoder, GridContextCellsFollowRasterOrder) {
         if (third_cell != keep_third_cell) w[row * weight.size(1) + col] = 0;
       }
     }
-    const Tensor first = slice(encoder.encode_image(pixels), 0, 0, 1);
-    const Tensor after = slice(encoder.encode_image(changed), 0, 0, 1);
-    if (keep_third_cell) {
-      EXPECT_GT(relative_max_diff(first, after), 1e-3);
-    } else {
-      EXPECT_LT(relative_max_diff(first, after), 1e-6);
-    }
+    expect_first_token_change(encoder, pixels, changed, keep_third_cell);
   }
 }
 

@@ -48,6 +48,24 @@ TEST(Conversation, ParsesPartsAndResolvesPaths) {
   EXPECT_EQ(c.messages[1].content[0].text, "red");
 }
 
+TEST(Conversation, AudioAndVideoPartsMayCarryATranscript) {
+  const Conversation c = parse(R"({"messages":[{"role":"user","content":[
+    {"type":"input_audio","path":"q.wav","transcript":"무슨 색인가요"},
+    {"type":"video","path":"v.mp4","transcript":""},{"type":"input_audio","path":"r.wav"}]}]})");
+  ASSERT_EQ(c.media().size(), 3u);
+  EXPECT_EQ(c.media()[0]->transcript, std::optional<std::string>("무슨 색인가요"));
+  EXPECT_EQ(c.media()[1]->transcript, std::optional<std::string>(""));
+  EXPECT_FALSE(c.media()[2]->transcript.has_value());
+  EXPECT_NE(error_of(R"({"messages":[{"role":"user","content":[
+              {"type":"image","path":"a.png","transcript":"x"}]}]})")
+                .find("messages[0].content[0]: an image part has no 'transcript'"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"messages":[{"role":"user","content":[
+              {"type":"audio","path":"a.wav","transcript":3}]}]})")
+                .find("'transcript' must be a string, got 3"),
+            std::string::npos);
+}
+
 TEST(Conversation, ErrorsNameTheLineAndField) {
   EXPECT_NE(error_of(R"({"messages":[]})").find("test.jsonl:1: 'messages' is empty"),
             std::string::npos);

@@ -213,6 +213,56 @@ TEST(OmniModel, PaddedBatchLossEqualsTheTokenWeightedMeanOfSingles) {
   EXPECT_NEAR(loss_a, std::log(static_cast<double>(tokenizer().vocab_size())), 2.0);
 }
 
+TEST(OmniModel, CtcAddsTheWeightedMeanOverTranscribedAudio) {
+  OmniConfig config = tiny_config();
+  config.audio->ctc_weight = 0.5;
+  OmniModel model = initialised(config, 4);
+  const ChatTemplate chat(tokenizer());
+  const Example plain = rich_example(11);
+  const SequenceLayout layout = chat.layout(plain.conversation, model.shapes_of(plain.inputs));
+  const auto ids = [](const std::string& text) {
+    const std::vector<int32_t> v = tokenizer().encode(text);
+    return Tensor::from_data<int32_t>(v, {static_cast<int64_t>(v.size())});
+  };
+  // Transcripts on the audio (item 0), on the video's soundtrack (item 2), or on both.
+  auto with = [&](bool audio, bool video) {
+    Example e = plain;
+    if (audio) e.inputs[0].transcript = ids("빨간 원");
+    if (video) e.inputs[2].transcript = ids("");  // a soundtrack that says nothing
+    return e;
+  };
+  NoGradScope no_grad;
+  auto loss = [&](const Example& e) { return model.loss({&layout}, {&e.inputs}).item(); };
+  const double decoder =
+      model.decoder_loss({&layout}, model.embed_batch({&layout}, {&plain.inputs})).item();
+  EXPECT_NEAR(loss(plain), decoder, 1e-6);
+  const double audio_ctc = (loss(with(true, false)) - decoder) / 0.5;
+  const double video_ctc = (loss(with(false, true)) - decoder) / 0.5;
+  EXPECT_GT(audio_ctc, 0.1);
+  EXPECT_GT(video_ctc, 0.01);
+  EXPECT_NEAR(loss(with(true, true)), decoder + 0.5 * (audio_ctc + video_ctc) / 2, 1e-5);
+  // The decoder's loss ignores transcripts.
+  const Example both = with(true, true);
+  EXPECT_NEAR(model.decoder_loss({&layout}, model.embed_batch({&layout}, {&both.inputs})).item(),
+              decoder, 1e-6);
+  // A label outside the vocabulary is named.
+  Example bad = plain;
+  bad.inputs[0].transcript = Tensor::from_data<int32_t>(
+      std::vector<int32_t>{static_cast<int32_t>(config.decoder.vocab_size)}, {1});
+  try {
+    loss(bad);
+    ADD_FAILURE() << "a label past the vocabulary was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("or is the blank"), std::string::npos) << e.what();
+  }
+  // Without audio.ctc_weight there is no head, and transcripts change nothing.
+  const OmniModel no_head = initialised(tiny_config(), 4);
+  for (const NamedParameter& p : no_head.parameters())
+    EXPECT_EQ(p.name.find("ctc_head"), std::string::npos) << p.name;
+  EXPECT_NEAR(no_head.loss({&layout}, {&both.inputs}).item(),
+              no_head.loss({&layout}, {&plain.inputs}).item(), 1e-6);
+}
+
 TEST(OmniModel, GradientsReachEveryModuleAndFrozenOnesAreSkipped) {
   OmniModel model = initialised(tiny_config(), 3);
   const ChatTemplate chat(tokenizer());

@@ -11,6 +11,9 @@ GELU; then pre-LayerNorm blocks like the ViT's whose attention is block-causal o
 sees its chunk and the earlier ones), with a rotate-half RoPE of the frame index after the
 stride; a final LayerNorm, average pooling by pool_stride and the projector (linear, GELU, linear,
 RMSNorm). The chat template gives audio token k the temporal id of k x 40 ms on all three streams.
+With ctc_weight, a linear CTC head reads the pooled features (before the projector) with classes
+for the vocabulary and a blank (class vocab_size), and the loss adds ctc_weight times the mean
+over the transcribed audio items of torch's ctc_loss (per label, zero_infinity).
 
 The vision path follows the description in encoders/vision_encoder.h (after Qwen2-VL): a
 convolutional stem per frame (3x3 convolutions with zero padding, GELU, 2x2 max-pools except the
@@ -39,7 +42,8 @@ The directory holds:
                        no loss), b.positions [3, T] (I32, temporal, height and width ids as the
                        chat template lays them out), b.slices [S, 5] (I32, media, audio, first,
                        count, start per media slice), b.mediaN.pixels [3, H, W] (F32,
-                       normalised) or b.mediaN.mel [n_mels, frames] (F32) per media item N;
+                       normalised) or b.mediaN.mel [n_mels, frames] (F32) per media item N,
+                       and b.mediaN.transcript [L] (I32) for an audio item that has one;
                        then loss [] (F32) and grad.<parameter> for every parameter (F32, rounded
                        from float64)
 
@@ -63,7 +67,7 @@ VISION = dict(patch_size=8, temporal_patch_size=2, merge_size=2, hidden_size=24,
               stem_channels=[4, 8], global_context=True, context_grid=3)
 AUDIO = dict(n_mels=8, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
              chunk_seconds=0.2, pool_stride=2, output_size=32, rope_theta=10000.0,
-             layer_norm_eps=1e-5, initializer_range=0.02)
+             layer_norm_eps=1e-5, initializer_range=0.02, ctc_weight=0.5)
 CONFIG = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
               num_attention_heads=4, num_key_value_heads=2, head_dim=12,
               max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=10000.0,
@@ -80,11 +84,12 @@ MEL_FRAMES_PER_SECOND = 100
 SECONDS_PER_TEMPORAL_ID = 0.04
 
 # Per sequence, the turns, each (role, parts) where a part is a number of text tokens,
-# ("image", (height, width)) in pixels or ("audio", frames) of log-mel. 50 frames are two whole
-# chunks of 20 and a partial one of 10, padded to 12.
+# ("image", (height, width)) in pixels or ("audio", frames, transcript length) of log-mel. 50
+# frames are two whole chunks of 20 and a partial one of 10, padded to 12: 13 tokens, which a
+# transcript of 5 labels (one repeated) fits.
 SEQUENCES = [
     [(USER, [("image", (48, 32)), 3]), (ASSISTANT, [4])],
-    [(USER, [2, ("image", (32, 64)), ("audio", 50), 1]), (ASSISTANT, [6])],
+    [(USER, [2, ("image", (32, 64)), ("audio", 50, 5), 1]), (ASSISTANT, [6])],
 ]
 
 PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -145,7 +150,8 @@ def project(w, x, prefix, context=None):
 
 
 def encode_audio(cfg, w, mel):
-    """Audio tokens [ceil(frames / (2 pool_stride)), output_size] of a log-mel [n_mels, frames]."""
+    """Audio tokens [ceil(frames / (2 pool_stride)), output_size] of a log-mel [n_mels, frames],
+    and the CTC head's logits [tokens, vocab_size + 1] (None without ctc_weight)."""
     a = cfg["audio_config"]
     d, heads, eps, stride = a["hidden_size"], a["num_heads"], a["layer_norm_eps"], a["pool_stride"]
     chunk = round(a["chunk_seconds"] * MEL_FRAMES_PER_SECOND)
@@ -171,7 +177,8 @@ def encode_audio(cfg, w, mel):
                           lambda t: rotate(t, angles), mask)
     x = F.layer_norm(x, (d,), w["audio_encoder.norm.weight"], w["audio_encoder.norm.bias"], eps)
     x = F.avg_pool1d(x.transpose(1, 2), stride, stride).transpose(1, 2)[0]
-    return project(w, x, "audio_projector")
+    logits = linear(w, x, "audio_encoder.ctc_head") if a["ctc_weight"] > 0 else None
+    return project(w, x, "audio_projector"), logits
 
 
 def encode_image(cfg, w, pixels):
@@ -220,11 +227,26 @@ def encode_image(cfg, w, pixels):
     return project(w, x.reshape(s // (m * m), m * m * d), "vision_projector", context)
 
 
-def embed(cfg, w, seq):
-    """Input embeddings [T, D] of one sequence: tokens, with each slice's rows from its media."""
+def ctc(cfg, logits, transcript):
+    """torch's CTC loss per label of one item, the blank after the vocabulary."""
+    log_probs = F.log_softmax(logits, dim=-1)[:, None, :]  # [T, 1, C]
+    return F.ctc_loss(log_probs, transcript[None].long(), [logits.shape[0]], [len(transcript)],
+                      blank=cfg["vocab_size"], reduction="mean", zero_infinity=True)
+
+
+def embed(cfg, w, seq, ctc_losses):
+    """Input embeddings [T, D] of one sequence: tokens, with each slice's rows from its media;
+    appends the CTC loss of each transcribed audio item to ctc_losses."""
     tokens = w["model.embed_tokens.weight"][seq["ids"].long()]
-    encoded = [encode_audio(cfg, w, x) if kind == "audio" else encode_image(cfg, w, x)
-               for kind, x in seq["media"]]
+    encoded = []
+    for n, (kind, x) in enumerate(seq["media"]):
+        if kind != "audio":
+            encoded.append(encode_image(cfg, w, x))
+            continue
+        rows, logits = encode_audio(cfg, w, x)
+        if logits is not None and n in seq["transcripts"]:
+            ctc_losses.append(ctc(cfg, logits, seq["transcripts"][n]))
+        encoded.append(rows)
     pieces, at = [], 0
     for media, audio, first, count, start in seq["slices"].tolist():
         assert audio == (seq["media"][media][0] == "audio")
@@ -238,10 +260,11 @@ def loss(cfg, w, batch):
     """Mean next-token cross-entropy of a batch of sequences, zero-padded to the longest."""
     d = cfg["hidden_size"]
     t = max(len(seq["ids"]) for seq in batch)
-    rows, positions, targets = [], [], []
+    rows, positions, targets, ctc_losses = [], [], [], []
     for seq in batch:
         n = len(seq["ids"])
-        rows.append(torch.cat((embed(cfg, w, seq), torch.zeros(t - n, d, dtype=torch.float64))))
+        rows.append(torch.cat((embed(cfg, w, seq, ctc_losses),
+                               torch.zeros(t - n, d, dtype=torch.float64))))
         pad = seq["positions"].max() + 1 + torch.arange(t - n)
         positions.append(torch.cat((seq["positions"].long(), pad[None].expand(3, -1)), dim=1))
         targets.append(torch.cat((seq["targets"].long(), torch.full((t - n,), -100))))
@@ -269,8 +292,11 @@ def loss(cfg, w, batch):
         x = x + (F.silu(gate) * up) @ w[pre + "mlp.down_proj.weight"].T
     x = rms_norm(x, w["model.norm.weight"], eps)
     logits = x @ w["model.embed_tokens.weight"].T
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                           ignore_index=-100)
+    value = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                            ignore_index=-100)
+    if ctc_losses:
+        value = value + cfg["audio_config"]["ctc_weight"] * torch.stack(ctc_losses).mean()
+    return value
 
 
 def parameter_shapes(cfg):
@@ -319,6 +345,8 @@ def parameter_shapes(cfg):
     shapes["audio_encoder.conv2.weight"] = (ad, ad, 3)
     shapes["audio_encoder.conv2.bias"] = (ad,)
     add_blocks("audio_encoder", a)
+    if a["ctc_weight"] > 0:
+        add_linear("audio_encoder.ctc_head", ad, cfg["vocab_size"] + 1)
     add_linear("audio_projector.fc1", ad, a["output_size"])
     add_linear("audio_projector.fc2", a["output_size"], a["output_size"])
     shapes["audio_projector.norm.weight"] = (a["output_size"],)
@@ -395,7 +423,7 @@ def lay_out(cfg, turns, gen):
                 for i in torch.randint(0, TEXT_IDS, (part,), generator=gen).tolist():
                     token(i, target)
                 continue
-            kind, size = part
+            kind, size = part[:2]
             if kind == "image":
                 grid_h, grid_w = size[0] // factor, size[1] // factor
                 token(IMAGE_START, False)
@@ -454,10 +482,15 @@ def main():
     batch = []
     for turns in SEQUENCES:
         seq = lay_out(CONFIG, turns, gen)
-        seq["media"] = [(kind, random_pixels(size, gen) if kind == "image"
-                         else random_mel(CONFIG, size, gen))
-                        for _, parts in turns for part in parts if not isinstance(part, int)
-                        for kind, size in [part]]
+        items = [part for _, parts in turns for part in parts if not isinstance(part, int)]
+        seq["media"] = [(part[0], random_pixels(part[1], gen) if part[0] == "image"
+                         else random_mel(CONFIG, part[1], gen)) for part in items]
+        seq["transcripts"] = {}
+        for n, part in enumerate(items):
+            if part[0] == "audio":  # text ids, the second label repeating the first
+                labels = torch.randint(0, TEXT_IDS, (part[2],), generator=gen)
+                labels[1] = labels[0]
+                seq["transcripts"][n] = labels.to(torch.int32)
         batch.append(seq)
 
     w = {k: v.to(torch.float64).requires_grad_() for k, v in weights.items()}
@@ -480,6 +513,8 @@ def main():
             golden[f"{b}.{key}"] = i32(seq[key])
         for n, (kind, x) in enumerate(seq["media"]):
             golden[f"{b}.media{n}.{'pixels' if kind == 'image' else 'mel'}"] = f32(x)
+        for n, labels in seq["transcripts"].items():
+            golden[f"{b}.media{n}.transcript"] = i32(labels)
     golden["loss"] = f32(value.reshape(()))
     for name, t in w.items():
         assert t.grad is not None and t.grad.abs().max() > 0, name

@@ -1,9 +1,10 @@
 // Parity with an independent PyTorch implementation of the omni model
 // (tests/reference/omni_reference.py): the loss of a small random model (the block-causal audio
-// encoder; the vision encoder's convolutional stem, grid context and ViT; both projectors; the
-// M-RoPE decoder with a tied head) on a padded batch of two sequences, one with an image and one
-// with an image and a clip of audio of three chunks (the last one partial) spliced into its text,
-// and the gradient of every parameter.
+// encoder with its CTC head; the vision encoder's convolutional stem, grid context and ViT; both
+// projectors; the M-RoPE decoder with a tied head) on a padded batch of two sequences, one with an
+// image and one with an image and a transcribed clip of audio of three chunks (the last one
+// partial) spliced into its text, and the gradient of every parameter. The loss is the decoder's
+// plus the weighted CTC loss (torch's ctc_loss on the reference side).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -64,6 +65,8 @@ TEST(OmniParity, LossAndGradientsMatchPyTorch) {
       } else if (golden.contains(prefix + ".mel")) {
         input.kind = PartKind::audio;
         input.mel = golden.tensor(prefix + ".mel");
+        if (golden.contains(prefix + ".transcript"))
+          input.transcript = golden.tensor(prefix + ".transcript");
       } else {
         break;
       }
@@ -73,6 +76,7 @@ TEST(OmniParity, LossAndGradientsMatchPyTorch) {
   }
   ASSERT_EQ(media[1].size(), 2u);
   ASSERT_EQ(media[1][1].kind, PartKind::audio) << "the batch must exercise the audio path";
+  ASSERT_TRUE(media[1][1].transcript.defined()) << "the batch must exercise the CTC loss";
   ASSERT_NE(layouts[0].size(), layouts[1].size()) << "the batch must exercise padding";
   std::vector<const SequenceLayout*> layout_ptrs;
   std::vector<const std::vector<MediaInput>*> media_ptrs;

@@ -58,10 +58,11 @@ std::string write_manifest(const std::string& dir, bool with_bad_file) {
             .dump() +
         "\n";
   };
-  add(R"({"type":"input_audio","path":")" + media("tone.flac") + R"("})", "무슨 소리?", "삐 소리",
-      "audio_kind");
-  add(R"({"type":"input_audio","path":")" + media("tone.mp3") + R"("})", "what sound?", "a beep",
-      "audio_kind");
+  // Transcripts: a tone says nothing; the second clip is labelled as if it said "a beep".
+  add(R"({"type":"input_audio","path":")" + media("tone.flac") + R"(","transcript":""})",
+      "무슨 소리?", "삐 소리", "audio_kind");
+  add(R"({"type":"input_audio","path":")" + media("tone.mp3") + R"(","transcript":"a beep"})",
+      "what sound?", "a beep", "audio_kind");
   add(R"({"type":"image","path":")" + media("pattern.png") + R"("})", "무슨 색?", "네 가지 색",
       "image_color");
   add(R"({"type":"image","path":")" + media("pattern_exif6.jpg") + R"("})", "what is it?",
@@ -83,11 +84,8 @@ nlohmann::json omni_config_json(const std::string& dir, const std::string& manif
   c["model"]["num_attention_heads"] = 2;
   c["model"]["mrope_section"] = {4, 2, 2};
   c["model"]["max_position_embeddings"] = 512;
-  c["model"]["audio"] = {{"enabled", true},
-                         {"hidden_size", 16},
-                         {"num_layers", 1},
-                         {"num_heads", 2},
-                         {"intermediate_size", 32}};
+  c["model"]["audio"] = {{"enabled", true}, {"hidden_size", 16},       {"num_layers", 1},
+                         {"num_heads", 2},  {"intermediate_size", 32}, {"ctc_weight", 0.3}};
   c["model"]["vision"] = {{"enabled", true},       {"patch_size", 8},
                           {"hidden_size", 16},     {"num_layers", 1},
                           {"num_heads", 2},        {"intermediate_size", 32},
@@ -184,6 +182,14 @@ TEST(OmniPack, SkipsAndCountsBadSamplesUpToTheLimit) {
   EXPECT_EQ(video.media[0].pixels.to_vector(), fresh[0].pixels.to_vector());
   EXPECT_EQ(video.media[0].mel.to_vector(), fresh[0].mel.to_vector());
   EXPECT_EQ(video.media[0].frame_times.size(), fresh[0].frame_times.size());
+  // Transcripts are packed as the tokenizer's ids; media without one have none.
+  EXPECT_FALSE(video.media[0].transcript.defined());
+  ASSERT_TRUE(packed.sample(0).media[0].transcript.defined());
+  EXPECT_EQ(packed.sample(0).media[0].transcript.numel(), 0);
+  const Tensor beep = packed.sample(1).media[0].transcript;
+  ASSERT_TRUE(beep.defined());
+  EXPECT_EQ(std::vector<int32_t>(beep.data<int32_t>(), beep.data<int32_t>() + beep.numel()),
+            tokenizer.encode("a beep"));
   // A pack made for another encoder shape is refused with advice.
   OmniConfig other = model.config();
   other.vision->patch_size = 4;
@@ -204,11 +210,14 @@ TEST(OmniTrainer, LossFallsAndResumeIsBitIdentical) {
   // The loss falls on the training conversations (held-out = training here).
   std::ifstream metrics(dir + "/run/metrics.jsonl");
   std::vector<double> losses;
+  int ctc_steps = 0;  // steps whose batch held a transcribed clip: their CTC term is logged apart
   for (std::string line; std::getline(metrics, line);) {
     const auto m = nlohmann::json::parse(line);
     if (m.contains("loss")) losses.push_back(m["loss"]);
+    if (m.contains("aux_loss")) ctc_steps += m["aux_loss"].get<double>() > 0;
   }
   ASSERT_EQ(losses.size(), 8u);
+  EXPECT_GT(ctc_steps, 0);
   EXPECT_LT(losses.back(), losses.front() * 0.8);
   // Resuming from step 3 gives the same weights at step 8.
   nlohmann::json resumed = json;

@@ -124,6 +124,20 @@ TEST_F(SynthCorpus, ManifestsParseAndEveryFileExists) {
         EXPECT_EQ(path.rfind("media/" + split + "/", 0), 0u) << path;
         ++files;
       }
+      // Every spoken part says what its transcript holds: the sentence, the spoken question, or
+      // the video's word ("" for a tone).
+      const std::string task = line["task"];
+      for (const json& part : line["messages"][0]["content"]) {
+        const std::string type = part["type"];
+        if (type == "image" || type == "text") {
+          EXPECT_FALSE(part.contains("transcript")) << line.dump();
+          continue;
+        }
+        ASSERT_TRUE(part.contains("transcript")) << line.dump();
+        if (task == "transcribe" || task == "video_speech")
+          EXPECT_EQ(part["transcript"], line["answer"]);
+        if (task == "spoken_image_question") EXPECT_EQ(part["transcript"], line["question"]);
+      }
     }
     for (const char* task : kSynthTasks) EXPECT_EQ(tasks[task], per_task) << split << " " << task;
   }
