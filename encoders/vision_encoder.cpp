@@ -69,6 +69,8 @@ void VisionEncoderConfig::validate() const {
              "stem_channels");
   NURI_CHECK(context_grid >= 1 && context_grid <= 8,
              "vision encoder config: context_grid must be from 1 to 8, got ", context_grid);
+  NURI_CHECK(context_grid == 1 || global_context, "vision encoder config: context_grid ",
+             context_grid, " needs global_context");
 }
 
 VisionEncoderConfig VisionEncoderConfig::from_json(const nlohmann::json& json) {

@@ -279,7 +279,9 @@ OmniModel::Losses OmniModel::losses(
   if (ctc_losses.empty()) return out;
   Tensor total = ctc_losses[0];
   for (size_t i = 1; i < ctc_losses.size(); ++i) total = nuri::add(total, ctc_losses[i]);
-  const double weight = config_.audio->ctc_weight / static_cast<double>(ctc_losses.size());
+  // Per sequence of the batch, so that an item weighs the same however the batch is split into
+  // micro-batches and ranks.
+  const double weight = config_.audio->ctc_weight / static_cast<double>(layouts.size());
   out.ctc = scale(total, static_cast<float>(weight));
   return out;
 }

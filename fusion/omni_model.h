@@ -70,7 +70,7 @@ class OmniModel {
   std::vector<MediaShape> shapes_of(const std::vector<MediaInput>& inputs) const;
   // Input embeddings [1, T, D] of a laid-out sequence: token embeddings, with each media slice's
   // rows taken from its encoder's output. With ctc_losses, each audio item that has a transcript
-  // also appends its CTC loss (needs audio.ctc_weight > 0).
+  // also appends its CTC loss per label (needs audio.ctc_weight > 0).
   Tensor embed(const SequenceLayout& layout, const std::vector<MediaInput>& inputs,
                std::vector<Tensor>* ctc_losses = nullptr) const;
   // Input embeddings [B, T, D] of a batch of sequences, zero-padded to the longest.
@@ -82,9 +82,9 @@ class OmniModel {
   Tensor decoder_loss(const std::vector<const SequenceLayout*>& layouts,
                       const Tensor& embeddings) const;
   // The parts of the training objective: the decoder's loss, decoder_loss(layouts,
-  // embed_batch(layouts, inputs)), and with audio.ctc_weight > 0 ctc_weight times the mean CTC
-  // loss of the batch's audio items (and soundtracks) that have a transcript (undefined when none
-  // has). The CTC blank is class vocab_size.
+  // embed_batch(layouts, inputs)), and with audio.ctc_weight > 0 ctc_weight times the CTC loss
+  // summed over the batch's audio items (and soundtracks) that have a transcript, per sequence of
+  // the batch (undefined when no item has one). The CTC blank is class vocab_size.
   struct Losses {
     Tensor decoder, ctc;
   };

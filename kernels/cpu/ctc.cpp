@@ -1,5 +1,5 @@
 // CPU CTC loss (f32 logits): the forward-backward recursions over the label sequence with blanks
-// interleaved, in log space and f64, one item per thread.
+// interleaved, in log space and f64 over the f32 log-probabilities, one item per thread.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -138,10 +138,10 @@ void ctc_backward(const Tensor& logits, const std::vector<std::vector<int64_t>>&
     const std::vector<double> alpha = lattice.forward(), beta = lattice.backward();
     const int64_t l = lattice.states();
     const double log_p = -loss[i];
+    std::vector<double> gradient(static_cast<size_t>(c));
     for (int64_t f = 0; f < frames; ++f) {
       const float* row = px + (i * t + f) * c;
       float* out = grad + f * c;
-      std::vector<double> gradient(static_cast<size_t>(c));
       for (int64_t j = 0; j < c; ++j) gradient[j] = std::exp(row[j] - pl[i * t + f]);
       // Minus the posterior of each class: alignments through a state at f, the state's
       // emission counted once.

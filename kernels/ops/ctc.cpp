@@ -1,6 +1,7 @@
 #include "kernels/ops/ctc.h"
 
 #include <cmath>
+#include <limits>
 
 #include "kernels/autograd.h"
 #include "kernels/ops/checks.h"
@@ -57,7 +58,8 @@ Tensor ctc_loss(const Tensor& logits, const Tensor& targets, const Tensor& input
   std::vector<double> weight(static_cast<size_t>(b), 0.0);
   double total = 0;
   for (int64_t i = 0; i < b; ++i) {
-    if (!std::isfinite(nll[i])) continue;  // no alignment: too few frames for the labels
+    // No alignment (too few frames for the labels): PyTorch's zero_infinity. NaN propagates.
+    if (nll[i] == std::numeric_limits<double>::infinity()) continue;
     weight[i] = 1.0 / (static_cast<double>(b) * std::max<int64_t>(1, lengths[i]));
     total += nll[i] * weight[i];
   }

@@ -435,6 +435,10 @@ TEST(VisionEncoder, ConfigJsonRoundTripsAndRejectsUnknownKeys) {
   global["global_context"] = 1;
   EXPECT_NE(error_of(global).find("'global_context': expected true or false"), std::string::npos)
       << error_of(global);
+  global["global_context"] = false;
+  global["context_grid"] = 2;
+  EXPECT_NE(error_of(global).find("context_grid 2 needs global_context"), std::string::npos)
+      << error_of(global);
   global["global_context"] = true;
   for (const int grid : {0, 9}) {
     global["context_grid"] = grid;

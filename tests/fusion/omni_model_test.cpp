@@ -213,7 +213,7 @@ TEST(OmniModel, PaddedBatchLossEqualsTheTokenWeightedMeanOfSingles) {
   EXPECT_NEAR(loss_a, std::log(static_cast<double>(tokenizer().vocab_size())), 2.0);
 }
 
-TEST(OmniModel, CtcAddsTheWeightedMeanOverTranscribedAudio) {
+TEST(OmniModel, CtcAddsTheWeightedSumOverTranscribedAudioPerSequence) {
   OmniConfig config = tiny_config();
   config.audio->ctc_weight = 0.5;
   OmniModel model = initialised(config, 4);
@@ -240,7 +240,16 @@ TEST(OmniModel, CtcAddsTheWeightedMeanOverTranscribedAudio) {
   const double video_ctc = (loss(with(false, true)) - decoder) / 0.5;
   EXPECT_GT(audio_ctc, 0.1);
   EXPECT_GT(video_ctc, 0.01);
-  EXPECT_NEAR(loss(with(true, true)), decoder + 0.5 * (audio_ctc + video_ctc) / 2, 1e-5);
+  // Both items' terms add up: the CTC part is per sequence of the batch (one here).
+  EXPECT_NEAR(loss(with(true, true)), decoder + 0.5 * (audio_ctc + video_ctc), 1e-5);
+  // In a batch of two sequences, the same item weighs half as much.
+  const Example text = text_example("짧은 질문", "대답");
+  const SequenceLayout text_layout = chat.layout(text.conversation, {});
+  const Example audio = with(true, false);
+  const OmniModel::Losses pair =
+      model.losses({&layout, &text_layout}, {&audio.inputs, &text.inputs});
+  ASSERT_TRUE(pair.ctc.defined());
+  EXPECT_NEAR(pair.ctc.item(), 0.5 * audio_ctc / 2, 1e-5);
   // The decoder's loss ignores transcripts.
   const Example both = with(true, true);
   EXPECT_NEAR(model.decoder_loss({&layout}, model.embed_batch({&layout}, {&both.inputs})).item(),

@@ -12,8 +12,8 @@ sees its chunk and the earlier ones), with a rotate-half RoPE of the frame index
 stride; a final LayerNorm, average pooling by pool_stride and the projector (linear, GELU, linear,
 RMSNorm). The chat template gives audio token k the temporal id of k x 40 ms on all three streams.
 With ctc_weight, a linear CTC head reads the pooled features (before the projector) with classes
-for the vocabulary and a blank (class vocab_size), and the loss adds ctc_weight times the mean
-over the transcribed audio items of torch's ctc_loss (per label, zero_infinity).
+for the vocabulary and a blank (class vocab_size), and the loss adds ctc_weight times torch's
+ctc_loss (per label, zero_infinity) summed over the transcribed audio items, per sequence.
 
 The vision path follows the description in encoders/vision_encoder.h (after Qwen2-VL): a
 convolutional stem per frame (3x3 convolutions with zero padding, GELU, 2x2 max-pools except the
@@ -295,7 +295,7 @@ def loss(cfg, w, batch):
     value = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                             ignore_index=-100)
     if ctc_losses:
-        value = value + cfg["audio_config"]["ctc_weight"] * torch.stack(ctc_losses).mean()
+        value = value + cfg["audio_config"]["ctc_weight"] * torch.stack(ctc_losses).sum() / b
     return value
 
 
