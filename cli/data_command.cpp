@@ -25,6 +25,8 @@ void add_data_command(CLI::App& app) {
       ->capture_default_str();
   synth->add_option("--test", options->test, "samples per task in the test split")
       ->capture_default_str();
+  synth->add_option("--tasks", options->tasks, "tasks to generate, comma separated (default: all)")
+      ->delimiter(',');
   synth->add_option("--seed", options->seed, "random seed (same seed, same corpus)")
       ->capture_default_str();
   synth->add_option("--image-size", options->image_size, "image side in pixels")

@@ -579,6 +579,18 @@ void check_options(const SynthOptions& o) {
   NURI_CHECK(o.video_fps >= 1 && o.video_fps <= 30, "synth: --fps ", o.video_fps,
              " is not in [1, 30]");
   NURI_CHECK(o.threads >= 0, "synth: --threads ", o.threads, " is negative");
+  for (const std::string& task : o.tasks) {
+    if (std::find(kSynthTasks.begin(), kSynthTasks.end(), task) != kSynthTasks.end()) continue;
+    std::string known;
+    for (const char* name : kSynthTasks) known += cat(known.empty() ? "" : ", ", name);
+    fail("synth: --tasks names '", task, "', which is not one of: ", known);
+  }
+}
+
+// Whether `options` asks for kSynthTasks[task].
+bool wanted(const SynthOptions& options, size_t task) {
+  return options.tasks.empty() || std::find(options.tasks.begin(), options.tasks.end(),
+                                            kSynthTasks[task]) != options.tasks.end();
 }
 
 // True when `path` exists and holds anything.
@@ -624,8 +636,10 @@ SynthSummary synthesize_corpus(const SynthOptions& options) {
   RemoveOnExit cleanup(temp);
   const std::array<int64_t, 3> per_task = {options.train, options.valid, options.test};
   for (size_t split = 0; split < kSynthSplits.size(); ++split) {
-    for (const char* task : kSynthTasks) {
-      if (per_task[split] > 0) fs::create_directories(temp / "media" / kSynthSplits[split] / task);
+    for (size_t task = 0; task < kSynthTasks.size(); ++task) {
+      if (per_task[split] > 0 && wanted(options, task)) {
+        fs::create_directories(temp / "media" / kSynthSplits[split] / kSynthTasks[task]);
+      }
     }
   }
 
@@ -638,6 +652,7 @@ SynthSummary synthesize_corpus(const SynthOptions& options) {
     first_job[split] = jobs.size();
     for (int64_t index = 0; index < per_task[split]; ++index) {
       for (size_t task = 0; task < kSynthTasks.size(); ++task) {
+        if (!wanted(options, task)) continue;
         Job job{split, task, index, "", ""};
         if (task == kTranscribe) {
           Rng rng(options.seed,
@@ -720,6 +735,9 @@ SynthSummary synthesize_corpus(const SynthOptions& options) {
       {"video_fps", options.video_fps},
       {"samples_per_task",
        {{"train", options.train}, {"valid", options.valid}, {"test", options.test}}},
+      {"tasks", options.tasks.empty()
+                    ? std::vector<std::string>(kSynthTasks.begin(), kSynthTasks.end())
+                    : options.tasks},
       {"counts", counts},
       {"vocabulary_words", synth_vocabulary().size()},
   };

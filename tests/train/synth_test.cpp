@@ -134,9 +134,12 @@ TEST_F(SynthCorpus, ManifestsParseAndEveryFileExists) {
           continue;
         }
         ASSERT_TRUE(part.contains("transcript")) << line.dump();
-        if (task == "transcribe" || task == "video_speech")
+        if (task == "transcribe" || task == "video_speech") {
           EXPECT_EQ(part["transcript"], line["answer"]);
-        if (task == "spoken_image_question") EXPECT_EQ(part["transcript"], line["question"]);
+        }
+        if (task == "spoken_image_question") {
+          EXPECT_EQ(part["transcript"], line["question"]);
+        }
       }
     }
     for (const char* task : kSynthTasks) EXPECT_EQ(tasks[task], per_task) << split << " " << task;
@@ -341,7 +344,37 @@ TEST(Synth, RefusesBadOptions) {
   options = tiny(dir.file("corpus"), 1);
   options.font = dir.file("no-such-font.ttf");
   EXPECT_THROW(synthesize_corpus(options), Error);
+  options = tiny(dir.file("corpus"), 1);
+  options.tasks = {"transcribe", "juggle"};
+  try {
+    synthesize_corpus(options);
+    FAIL() << "an unknown task was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'juggle'"), std::string::npos) << e.what();
+  }
   EXPECT_TRUE(dir.listing().empty());
+}
+
+TEST(Synth, GeneratesOnlyTheTasksAsked) {
+  test::TempDir dir;
+  SynthOptions options = tiny(dir.file("corpus"), 2);
+  options.tasks = {"transcribe", "image_color"};
+  const SynthSummary summary = synthesize_corpus(options);
+  for (size_t split = 0; split < kSynthSplits.size(); ++split) {
+    for (size_t task = 0; task < kSynthTasks.size(); ++task) {
+      const std::string name = kSynthTasks[task];
+      const int64_t expected = name == "transcribe" || name == "image_color"
+                                   ? (split == 0 ? options.train : options.valid)
+                                   : 0;
+      EXPECT_EQ(summary.counts[split][task], expected) << kSynthSplits[split] << " " << name;
+    }
+  }
+  std::set<std::string> tasks;
+  for (const json& line : read_manifest(dir.file("corpus/train.jsonl"))) tasks.insert(line["task"]);
+  EXPECT_EQ(tasks, (std::set<std::string>{"transcribe", "image_color"}));
+  const json description = json::parse(read_file(dir.file("corpus/synth.json")));
+  EXPECT_EQ(description["tasks"], json({"transcribe", "image_color"}));
+  EXPECT_FALSE(fs::exists(dir.file("corpus/media/train/video_direction")));
 }
 
 }  // namespace
