@@ -29,8 +29,9 @@ void add_ask_command(CLI::App& app) {
     for (const auto& [kind, path] : {std::pair{PartKind::audio, args->audio},
                                      {PartKind::image, args->image},
                                      {PartKind::video, args->video}})
-      if (!path.empty()) question.content.push_back({kind, "", path});
-    if (!args->text.empty()) question.content.push_back({PartKind::text, args->text, ""});
+      if (!path.empty()) question.content.push_back({kind, "", path, std::nullopt});
+    if (!args->text.empty())
+      question.content.push_back({PartKind::text, args->text, "", std::nullopt});
     NURI_CHECK(!question.content.empty(), "ask: give --audio, --image, --video or --text");
     const std::string dir = resolve_checkpoint(args->checkpoint);
     const OmniModel model = load_omni_model(dir);

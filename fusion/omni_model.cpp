@@ -269,6 +269,11 @@ Tensor OmniModel::decoder_loss(const std::vector<const SequenceLayout*>& layouts
                        Tensor::from_data<int32_t>(targets, {batch * length}));
 }
 
+Tensor OmniModel::decoder_loss(const std::vector<const SequenceLayout*>& layouts,
+                               const std::vector<const std::vector<MediaInput>*>& inputs) const {
+  return decoder_loss(layouts, embed_batch(layouts, inputs));
+}
+
 OmniModel::Losses OmniModel::losses(
     const std::vector<const SequenceLayout*>& layouts,
     const std::vector<const std::vector<MediaInput>*>& inputs) const {

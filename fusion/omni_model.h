@@ -81,10 +81,13 @@ class OmniModel {
   // (embed_batch); padding has no targets and its positions continue past each sequence.
   Tensor decoder_loss(const std::vector<const SequenceLayout*>& layouts,
                       const Tensor& embeddings) const;
-  // The parts of the training objective: the decoder's loss, decoder_loss(layouts,
-  // embed_batch(layouts, inputs)), and with audio.ctc_weight > 0 ctc_weight times the CTC loss
-  // summed over the batch's audio items (and soundtracks) that have a transcript, per sequence of
-  // the batch (undefined when no item has one). The CTC blank is class vocab_size.
+  // The same from the batch's inputs: decoder_loss(layouts, embed_batch(layouts, inputs)).
+  Tensor decoder_loss(const std::vector<const SequenceLayout*>& layouts,
+                      const std::vector<const std::vector<MediaInput>*>& inputs) const;
+  // The parts of the training objective: the decoder's loss, decoder_loss(layouts, inputs), and
+  // with audio.ctc_weight > 0 ctc_weight times the CTC loss summed over the batch's audio items
+  // (and soundtracks) that have a transcript, per sequence of the batch (undefined when no item
+  // has one). The CTC blank is class vocab_size.
   struct Losses {
     Tensor decoder, ctc;
   };

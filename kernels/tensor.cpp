@@ -217,6 +217,19 @@ std::vector<float> Tensor::to_vector() const {
   return std::vector<float>(values, values + host.numel());
 }
 
+std::vector<int64_t> Tensor::to_int_vector() const {
+  NURI_CHECK(dtype() == DType::i32 || dtype() == DType::i64,
+             "to_int_vector() of a tensor of dtype ", dtype_name(dtype()), ", not i32 or i64");
+  const Tensor host = device().is_cpu() ? *this : to(Device::cpu());
+  std::vector<int64_t> out(static_cast<size_t>(host.numel()));
+  if (host.dtype() == DType::i64) {
+    std::copy(host.data<int64_t>(), host.data<int64_t>() + host.numel(), out.begin());
+  } else {
+    std::copy(host.data<int32_t>(), host.data<int32_t>() + host.numel(), out.begin());
+  }
+  return out;
+}
+
 float Tensor::item() const {
   NURI_CHECK(numel() == 1, "item() of a tensor with ", numel(), " elements");
   return to_vector()[0];

@@ -144,6 +144,8 @@ class Tensor {
   void copy_from(const Tensor& src);
   // Elements converted to f32 on the CPU (reads across devices and dtypes).
   std::vector<float> to_vector() const;
+  // Elements of an integer tensor (i32 or i64) as int64 on the CPU, from any device.
+  std::vector<int64_t> to_int_vector() const;
   // The single element as float; the tensor must have exactly one element.
   float item() const;
 

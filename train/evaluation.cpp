@@ -163,8 +163,7 @@ EvalReport evaluate_checkpoint(const EvalOptions& options) {
     const SequenceLayout full = chat.layout(conversation, shapes);
     const int64_t targets =
         std::count_if(full.targets.begin(), full.targets.end(), [](int32_t t) { return t >= 0; });
-    const double loss = model.decoder_loss({&full}, model.embed_batch({&full}, {&media})).item() *
-                        static_cast<double>(targets);
+    const double loss = model.decoder_loss({&full}, {&media}).item() * static_cast<double>(targets);
 
     Conversation prompt = conversation;
     prompt.messages.pop_back();

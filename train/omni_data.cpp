@@ -8,6 +8,7 @@
 #include "kernels/error.h"
 #include "kernels/file_io.h"
 #include "kernels/log.h"
+#include "kernels/ops/ctc.h"
 #include "media/audio.h"
 #include "media/mel.h"
 #include "media/video.h"
@@ -135,14 +136,6 @@ PartKind kind_from(const std::string& name, const std::string& where) {
   fail(where, ": unknown media kind '", name, "'");
 }
 
-// Audio tokens that a CTC alignment of `labels` needs: one per label and a blank between equal
-// neighbours.
-int64_t ctc_tokens_needed(const std::vector<int32_t>& labels) {
-  int64_t needed = static_cast<int64_t>(labels.size());
-  for (size_t k = 1; k < labels.size(); ++k) needed += labels[k] == labels[k - 1];
-  return needed;
-}
-
 std::string shard_name(int64_t shard) {
   char name[48];
   std::snprintf(name, sizeof(name), "shard-%05lld.safetensors", static_cast<long long>(shard));
@@ -236,10 +229,11 @@ PackSummary pack_manifest(const PackOptions& options, const OmniModel& model,
         if (parts[j]->transcript && items[j].mel.defined()) {
           const std::vector<int32_t> labels = chat.tokenizer().encode(*parts[j]->transcript);
           const int64_t tokens = config.audio->token_count(items[j].mel.size(1));
-          if (config.audio->ctc_weight > 0 && ctc_tokens_needed(labels) > tokens)
-            log_warn(entries[i].where, ": the transcript of media ", j, " needs ",
-                     ctc_tokens_needed(labels), " audio tokens for CTC and the audio gives ",
-                     tokens, "; its CTC loss will be 0");
+          const int64_t needed = ctc_frames_needed(std::span<const int32_t>(labels));
+          if (config.audio->ctc_weight > 0 && needed > tokens)
+            log_warn(entries[i].where, ": the transcript of media ", j, " needs ", needed,
+                     " audio tokens for CTC and the audio gives ", tokens,
+                     "; its CTC loss will be 0");
           tensors.emplace_back(prefix + ".transcript", i32(labels));
         }
         if (items[j].mel.defined()) tensors.emplace_back(prefix + ".mel", items[j].mel);

@@ -153,8 +153,7 @@ TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& opt
         const int64_t n = target_count(s.layout);
         // The decoder's loss alone: a held-out loss per answer token, without the CTC term.
         const double loss =
-            model.decoder_loss({&s.layout}, model.embed_batch({&s.layout}, {&s.media})).item() *
-            static_cast<double>(n);
+            model.decoder_loss({&s.layout}, {&s.media}).item() * static_cast<double>(n);
         total += loss;
         tokens += n;
         auto& [task_loss, task_tokens] = by_task[s.task.empty() ? "other" : s.task];

@@ -74,7 +74,7 @@ TrainSummary train_text_model(const TrainConfig& config, const TrainOptions& opt
   job.parameters = model.parameters();
   job.micro_batch = [&](int64_t first, int64_t count) {
     const Batch batch = train_loader.shuffled_batch(first, count);
-    return MicroBatchLoss{model.loss(batch.ids, batch.targets), count * tc.seq_len};
+    return MicroBatchLoss{model.loss(batch.ids, batch.targets), count * tc.seq_len, {}};
   };
   if (has_valid) {
     job.evaluate = [&] {

@@ -112,10 +112,10 @@ MediaInput video_input(const MediaSizes& sizes, int64_t n_mels, Generator& gen) 
 }
 
 ContentPart text_part(const std::string& text) {
-  return {PartKind::text, text, ""};
+  return {PartKind::text, text, "", std::nullopt};
 }
 ContentPart media_part(PartKind kind) {
-  return {kind, "", "synthetic"};
+  return {kind, "", "synthetic", std::nullopt};
 }
 
 // A conversation of `kind` with random media and the corpus's English prompts.

@@ -16,18 +16,6 @@ namespace {
 
 constexpr int64_t kBlock = 2048;  // floats per vocabulary block: 8 KiB
 
-// The targets as i64, read before the parallel loops (typed access checks and may throw).
-std::vector<int64_t> read_targets(const Tensor& targets) {
-  const int64_t n = targets.numel();
-  std::vector<int64_t> out(static_cast<size_t>(n));
-  if (targets.dtype() == DType::i64) {
-    std::copy(targets.data<int64_t>(), targets.data<int64_t>() + n, out.begin());
-  } else {
-    std::copy(targets.data<int32_t>(), targets.data<int32_t>() + n, out.begin());
-  }
-  return out;
-}
-
 // logsumexp of one row: a running maximum and a running f64 sum of exp(x - max), rescaled when a
 // block raises the maximum. The sum is kept in f64 so that a confident row (the target near the
 // maximum, loss near 0) keeps its relative accuracy.
@@ -63,7 +51,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t 
   const float* px = logits.data<float>();
   float* pl = lse.data<float>();
   std::vector<double> row_loss(static_cast<size_t>(n), 0.0);
-  const std::vector<int64_t> target = read_targets(targets);
+  const std::vector<int64_t> target = targets.to_int_vector();
 #pragma omp parallel for schedule(dynamic, 1) if (n * v > kParallelElements)
   for (int64_t r = 0; r < n; ++r) {
     const int64_t t = target[r];
@@ -91,7 +79,7 @@ void cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, const
   float* pd = grad_logits.data<float>();
   const float scale =
       count > 0 ? static_cast<float>(grad_loss.data<float>()[0] / static_cast<double>(count)) : 0;
-  const std::vector<int64_t> target = read_targets(targets);
+  const std::vector<int64_t> target = targets.to_int_vector();
 #pragma omp parallel for schedule(dynamic, 1) if (n * v > kParallelElements)
   for (int64_t r = 0; r < n; ++r) {
     const int64_t t = target[r];

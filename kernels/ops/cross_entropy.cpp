@@ -8,11 +8,10 @@ namespace {
 
 // Checks every target against [0, v) and returns how many rows are not ignored.
 int64_t count_targets(const Tensor& targets, int64_t v, int64_t ignore_index) {
-  const Tensor host = targets.device().is_cpu() ? targets : targets.to(Device::cpu());
-  const bool wide = host.dtype() == DType::i64;
+  const std::vector<int64_t> values = targets.to_int_vector();
   int64_t count = 0;
-  for (int64_t r = 0; r < host.numel(); ++r) {
-    const int64_t t = wide ? host.data<int64_t>()[r] : host.data<int32_t>()[r];
+  for (size_t r = 0; r < values.size(); ++r) {
+    const int64_t t = values[r];
     if (t == ignore_index) continue;
     NURI_CHECK(t >= 0 && t < v, "cross_entropy: target ", t, " at row ", r, " is outside [0, ", v,
                ") and is not ignore_index ", ignore_index);

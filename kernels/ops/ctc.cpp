@@ -7,19 +7,6 @@
 #include "kernels/ops/checks.h"
 
 namespace nuri {
-namespace {
-
-// An integer tensor's values as i64 on the host.
-std::vector<int64_t> host_ints(const Tensor& t) {
-  const Tensor host = t.device().is_cpu() ? t : t.to(Device::cpu());
-  std::vector<int64_t> out(static_cast<size_t>(host.numel()));
-  for (int64_t i = 0; i < host.numel(); ++i) {
-    out[i] = host.dtype() == DType::i64 ? host.data<int64_t>()[i] : host.data<int32_t>()[i];
-  }
-  return out;
-}
-
-}  // namespace
 
 Tensor ctc_loss(const Tensor& logits, const Tensor& targets, const Tensor& input_lengths,
                 const Tensor& target_lengths, int64_t blank) {
@@ -36,8 +23,8 @@ Tensor ctc_loss(const Tensor& logits, const Tensor& targets, const Tensor& input
   checks::shape("ctc_loss", input_lengths, "input_lengths", {b});
   checks::shape("ctc_loss", target_lengths, "target_lengths", {b});
   const int64_t s = targets.size(1);
-  const std::vector<int64_t> flat = host_ints(targets), frames = host_ints(input_lengths),
-                             lengths = host_ints(target_lengths);
+  const std::vector<int64_t> flat = targets.to_int_vector(), frames = input_lengths.to_int_vector(),
+                             lengths = target_lengths.to_int_vector();
   std::vector<std::vector<int64_t>> labels(static_cast<size_t>(b));
   for (int64_t i = 0; i < b; ++i) {
     NURI_CHECK(frames[i] >= 0 && frames[i] <= t, "ctc_loss: input length ", frames[i], " of item ",

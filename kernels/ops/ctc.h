@@ -5,10 +5,21 @@
 // cross_entropy: the op takes logits and keeps only each frame's logsumexp.
 #pragma once
 
+#include <span>
+
 #include "kernels/dispatch.h"
 #include "kernels/tensor.h"
 
 namespace nuri {
+
+// Frames that any alignment of `labels` needs: one per label and a blank between equal
+// neighbours. An item with fewer frames has no alignment, and ctc_loss gives it 0.
+template <class Label>
+int64_t ctc_frames_needed(std::span<const Label> labels) {
+  int64_t needed = static_cast<int64_t>(labels.size());
+  for (size_t k = 1; k < labels.size(); ++k) needed += labels[k] == labels[k - 1];
+  return needed;
+}
 
 // logits f32 [B, T, C]; targets i32/i64 [B, S] (item b's labels are its first target_lengths[b]
 // entries, each in [0, C) and not `blank`); input_lengths and target_lengths i32/i64 [B], with

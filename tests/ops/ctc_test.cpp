@@ -4,7 +4,10 @@
 // probability-space forward recursion in f64.
 #include "kernels/ops/ctc.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
+#include <span>
 
 #include "tests/ops/harness.h"
 
@@ -200,6 +203,31 @@ NURI_OP_SUITE(OpSuite{
            "ctc_loss: targets must be [2, S], not [3, 2]"},
       };
     }});
+
+// ctc_frames_needed is the feasibility rule ctc_loss applies: with that many frames an item has a
+// finite loss, with one fewer it has none (and adds 0).
+TEST(CtcFramesNeeded, IsTheFewestFramesWithAnAlignment) {
+  EXPECT_EQ(ctc_frames_needed(std::span<const int32_t>()), 0);
+  for (const std::vector<int64_t>& labels :
+       std::vector<std::vector<int64_t>>{{1}, {1, 2, 3}, {1, 1}, {2, 2, 2, 1, 1}, {1, 2, 1}}) {
+    const int64_t needed = ctc_frames_needed(std::span<const int64_t>(labels));
+    const int64_t s = static_cast<int64_t>(labels.size());
+    const Tensor targets = Tensor::from_data<int64_t>(labels, {1, s});
+    const Tensor lengths = Tensor::from_data<int64_t>(std::vector<int64_t>{s}, {1});
+    for (const int64_t frames : {needed - 1, needed}) {
+      const float loss =
+          ctc_loss(Tensor::zeros({1, needed, 4}), targets,
+                   Tensor::from_data<int64_t>(std::vector<int64_t>{frames}, {1}), lengths)
+              .item();
+      if (frames < needed) {
+        EXPECT_EQ(loss, 0.0f) << shape_str(labels);
+      } else {
+        EXPECT_GT(loss, 0.0f) << shape_str(labels);
+        EXPECT_TRUE(std::isfinite(loss)) << shape_str(labels);
+      }
+    }
+  }
+}
 
 }  // namespace
 }  // namespace nuri::test

@@ -57,6 +57,14 @@ TEST(Tensor, FillAndItem) {
   EXPECT_THROW(Tensor().shape(), Error);
 }
 
+TEST(Tensor, IntVectorReadsBothIntegerWidths) {
+  const std::vector<int64_t> big = {-3, 0, int64_t{1} << 40};
+  EXPECT_EQ(Tensor::from_data<int64_t>(big, {3}).to_int_vector(), big);
+  const std::vector<int32_t> small = {7, -1};
+  EXPECT_EQ(Tensor::from_data<int32_t>(small, {2}).to_int_vector(), (std::vector<int64_t>{7, -1}));
+  EXPECT_THROW(Tensor::ones({2}).to_int_vector(), Error);
+}
+
 TEST(Tensor, TypedAccessChecksDtype) {
   Tensor t = Tensor::zeros({2}, DType::i32);
   EXPECT_NO_THROW(t.data<int32_t>());
