@@ -25,6 +25,9 @@ void add_data_command(CLI::App& app) {
       ->capture_default_str();
   synth->add_option("--test", options->test, "samples per task in the test split")
       ->capture_default_str();
+  auto train_of = std::make_shared<std::vector<std::string>>();
+  synth->add_option("--train-of", *train_of,
+                    "train samples of one task instead of --train, as TASK=N (repeatable)");
   synth->add_option("--tasks", options->tasks, "tasks to generate, comma separated (default: all)")
       ->delimiter(',');
   synth->add_option("--seed", options->seed, "random seed (same seed, same corpus)")
@@ -38,7 +41,14 @@ void add_data_command(CLI::App& app) {
       ->capture_default_str();
   synth->add_option("--font", options->font, "TrueType font with Hangul (default: NanumGothic)");
   synth->add_flag("--force", options->force, "replace a non-empty --out");
-  synth->callback([options] {
+  synth->callback([options, train_of] {
+    for (const std::string& assignment : *train_of) {
+      const auto equals = assignment.find('=');
+      const auto count =
+          equals == std::string::npos ? std::nullopt : parse_integer(assignment.substr(equals + 1));
+      NURI_CHECK(count, "synth: --train-of '", assignment, "' is not of the form TASK=N");
+      options->train_of[assignment.substr(0, equals)] = *count;
+    }
     options->progress = true;
     const SynthSummary summary = synthesize_corpus(*options);
     std::fprintf(stderr, "synth: wrote %s in %.1f s: %lld media files, %.1f MiB\n",

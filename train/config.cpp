@@ -50,7 +50,14 @@ void merge_checked(const nlohmann::json& schema, nlohmann::json& config, const s
     const std::string name = where.empty() ? key : where + "." + key;
     NURI_CHECK(schema.contains(key), origin, ": unknown key '", name, "'");
     const auto& expected = schema.at(key);
-    if (expected.is_object()) {
+    if (expected.is_object() && expected.empty()) {
+      // An empty object in the schema: any keys, each a number.
+      NURI_CHECK(value.is_object(), origin, ": key '", name, "' must be an object, got ",
+                 kind(value));
+      for (const auto& [entry, number] : value.items())
+        NURI_CHECK(number.is_number(), origin, ": key '", name, ".", entry,
+                   "' must be a number, got ", number.dump());
+    } else if (expected.is_object()) {
       merge_checked(expected, value, name, origin);
     } else if (!expected.is_null()) {
       NURI_CHECK(same_kind(expected, value), origin, ": key '", name, "' must be ", kind(expected),
@@ -149,7 +156,8 @@ nlohmann::json default_train_config() {
         {"pack_dir", ""},  // omni: where packed shards go; empty: <checkpoint.dir>/pack
         {"max_bad_samples", 0},
         {"video_fps", 2.0},
-        {"max_video_frames", 32}}},
+        {"max_video_frames", 32},
+        {"task_weights", nlohmann::json::object()}}},  // omni: task -> weight (any tasks)
       {"tokenizer", {{"path", ""}, {"vocab_size", 8192}, {"train_if_missing", true}}},
       {"optim",
        {{"lr", 1e-3},
@@ -229,6 +237,11 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   c.data.max_bad_samples = d["max_bad_samples"];
   c.data.video_fps = d["video_fps"];
   c.data.max_video_frames = d["max_video_frames"];
+  for (const auto& [task, weight] : d["task_weights"].items()) {
+    NURI_CHECK(weight.get<double>() > 0, origin, ": key 'data.task_weights.", task,
+               "' must be positive, got ", weight.dump());
+    c.data.task_weights[task] = weight;
+  }
   const auto& t = json["tokenizer"];
   c.tokenizer.path = t["path"];
   c.tokenizer.vocab_size = t["vocab_size"];

@@ -3,8 +3,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 
 #include "fusion/omni_model.h"
@@ -36,6 +38,44 @@ void write_manifest_text(const std::string& manifest, const std::string& path) {
 int64_t target_count(const SequenceLayout& layout) {
   return std::count_if(layout.targets.begin(), layout.targets.end(),
                        [](int32_t t) { return t >= 0; });
+}
+
+// The position -> sample order of training: every sample once per epoch, in a fresh permutation;
+// or, with data.task_weights, the manifest's tasks blended in those shares (BlendedOrder).
+std::function<int64_t(int64_t)> training_order(const PackedDataset& train,
+                                               const TrainConfig& config) {
+  const uint64_t seed = config.train.seed;
+  if (config.data.task_weights.empty()) {
+    auto order = std::make_shared<ShuffledOrder>(train.size(), seed);
+    return [order](int64_t position) { return order->at(position); };
+  }
+  std::map<std::string, std::vector<int64_t>> by_task;
+  for (int64_t i = 0; i < train.size(); ++i) by_task[train.task(i)].push_back(i);
+  for (const auto& [task, weight] : config.data.task_weights) {
+    if (by_task.count(task)) continue;
+    std::string known;
+    for (const auto& [name, items] : by_task) known += cat(known.empty() ? "" : ", ", name);
+    fail("config: data.task_weights names '", task,
+         "', which no training sample has (tasks: ", known, ")");
+  }
+  std::vector<std::vector<int64_t>> groups;
+  std::vector<double> weights;
+  double total = 0;
+  for (auto& [task, items] : by_task) {
+    const auto named = config.data.task_weights.find(task);
+    weights.push_back(named != config.data.task_weights.end() ? named->second : 1.0);
+    groups.push_back(std::move(items));
+    total += weights.back();
+  }
+  std::string shares;
+  size_t g = 0;
+  for (const auto& [task, items] : by_task) {
+    shares += cat(shares.empty() ? "" : ", ", task.empty() ? "(no task)" : task, " ",
+                  static_cast<int>(std::lround(100 * weights[g++] / total)), "%");
+  }
+  log_info("training draws the tasks in the shares ", shares);
+  auto order = std::make_shared<BlendedOrder>(std::move(groups), weights, seed);
+  return [order](int64_t position) { return order->at(position); };
 }
 
 }  // namespace
@@ -115,7 +155,7 @@ TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& opt
     valid.emplace(
         rank_zero_first(options, [&] { return ensure_pack(config, "valid", model, chat); }));
   }
-  const ShuffledOrder order(train.size(), tc.seed);
+  const std::function<int64_t(int64_t)> order = training_order(train, config);
 
   TrainingJob job;
   job.parameters = model.trainable_parameters();
@@ -127,7 +167,7 @@ TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& opt
   NURI_CHECK(!job.parameters.empty(), "config: train.freeze leaves nothing to train");
   job.micro_batch = [&](int64_t first, int64_t count) {
     std::vector<OmniSample> samples;
-    for (int64_t k = 0; k < count; ++k) samples.push_back(train.sample(order.at(first + k)));
+    for (int64_t k = 0; k < count; ++k) samples.push_back(train.sample(order(first + k)));
     std::vector<const SequenceLayout*> layouts;
     std::vector<const std::vector<MediaInput>*> inputs;
     int64_t tokens = 0;

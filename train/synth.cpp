@@ -571,7 +571,9 @@ void check_options(const SynthOptions& o) {
     NURI_CHECK(count >= 0 && count <= 1000000, "synth: ", name, " ", count,
                " is not a sample count in [0, 1000000]");
   }
-  NURI_CHECK(o.train + o.valid + o.test > 0, "synth: --train, --valid and --test are all 0");
+  int64_t most_train = o.train;
+  for (const auto& [task, count] : o.train_of) most_train = std::max(most_train, count);
+  NURI_CHECK(most_train + o.valid + o.test > 0, "synth: --train, --valid and --test are all 0");
   NURI_CHECK(o.image_size >= 32 && o.image_size <= 1024, "synth: --image-size ", o.image_size,
              " is not in [32, 1024]");
   NURI_CHECK(o.video_size >= 32 && o.video_size <= 512 && o.video_size % 2 == 0,
@@ -579,11 +581,17 @@ void check_options(const SynthOptions& o) {
   NURI_CHECK(o.video_fps >= 1 && o.video_fps <= 30, "synth: --fps ", o.video_fps,
              " is not in [1, 30]");
   NURI_CHECK(o.threads >= 0, "synth: --threads ", o.threads, " is negative");
-  for (const std::string& task : o.tasks) {
-    if (std::find(kSynthTasks.begin(), kSynthTasks.end(), task) != kSynthTasks.end()) continue;
+  auto check_task = [](const char* option, const std::string& task) {
+    if (std::find(kSynthTasks.begin(), kSynthTasks.end(), task) != kSynthTasks.end()) return;
     std::string known;
     for (const char* name : kSynthTasks) known += cat(known.empty() ? "" : ", ", name);
-    fail("synth: --tasks names '", task, "', which is not one of: ", known);
+    fail("synth: ", option, " names '", task, "', which is not one of: ", known);
+  };
+  for (const std::string& task : o.tasks) check_task("--tasks", task);
+  for (const auto& [task, count] : o.train_of) {
+    check_task("--train-of", task);
+    NURI_CHECK(count >= 0 && count <= 1000000, "synth: --train-of ", task, "=", count,
+               " is not a sample count in [0, 1000000]");
   }
 }
 
@@ -634,10 +642,18 @@ SynthSummary synthesize_corpus(const SynthOptions& options) {
       target.parent_path() / cat(".", target.filename().string(), ".tmp-", ::getpid());
   fs::remove_all(temp);
   RemoveOnExit cleanup(temp);
-  const std::array<int64_t, 3> per_task = {options.train, options.valid, options.test};
+  // Samples of a task in a split: --train-of overrides --train for the tasks it names.
+  auto count_of = [&](size_t split, size_t task) -> int64_t {
+    if (!wanted(options, task)) return 0;
+    if (split == 0) {
+      const auto named = options.train_of.find(kSynthTasks[task]);
+      return named != options.train_of.end() ? named->second : options.train;
+    }
+    return split == 1 ? options.valid : options.test;
+  };
   for (size_t split = 0; split < kSynthSplits.size(); ++split) {
     for (size_t task = 0; task < kSynthTasks.size(); ++task) {
-      if (per_task[split] > 0 && wanted(options, task)) {
+      if (count_of(split, task) > 0) {
         fs::create_directories(temp / "media" / kSynthSplits[split] / kSynthTasks[task]);
       }
     }
@@ -650,9 +666,12 @@ SynthSummary synthesize_corpus(const SynthOptions& options) {
   std::array<size_t, kSynthSplits.size()> first_job{};
   for (size_t split = 0; split < kSynthSplits.size(); ++split) {
     first_job[split] = jobs.size();
-    for (int64_t index = 0; index < per_task[split]; ++index) {
+    int64_t most = 0;
+    for (size_t task = 0; task < kSynthTasks.size(); ++task)
+      most = std::max(most, count_of(split, task));
+    for (int64_t index = 0; index < most; ++index) {
       for (size_t task = 0; task < kSynthTasks.size(); ++task) {
-        if (!wanted(options, task)) continue;
+        if (index >= count_of(split, task)) continue;
         Job job{split, task, index, "", ""};
         if (task == kTranscribe) {
           Rng rng(options.seed,
@@ -660,9 +679,8 @@ SynthSummary synthesize_corpus(const SynthOptions& options) {
           job.language = pick_language(rng);
           for (int attempt = 0;; ++attempt) {
             NURI_CHECK(attempt < 1000,
-                       "synth: no new sentence after 1000 tries; the vocabulary is "
-                       "too small for ",
-                       options.train + options.valid + options.test, " sentences per split");
+                       "synth: no new sentence after 1000 tries; the vocabulary is too small for ",
+                       sentences.size() + 1, " different sentences");
             job.sentence = synth::make_sentence(rng, job.language);
             if (sentences.insert(job.sentence).second) break;
           }
@@ -735,6 +753,7 @@ SynthSummary synthesize_corpus(const SynthOptions& options) {
       {"video_fps", options.video_fps},
       {"samples_per_task",
        {{"train", options.train}, {"valid", options.valid}, {"test", options.test}}},
+      {"train_of", options.train_of},
       {"tasks", options.tasks.empty()
                     ? std::vector<std::string>(kSynthTasks.begin(), kSynthTasks.end())
                     : options.tasks},

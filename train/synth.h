@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,14 +26,15 @@ struct SynthOptions {
   int64_t valid = 20;              // ... in the valid split
   int64_t test = 20;               // ... in the test split
   std::vector<std::string> tasks;  // the kSynthTasks to generate (empty: all of them)
-  uint64_t seed = 1;               // same seed, same manifests
-  int64_t image_size = 112;        // images are image_size x image_size
-  int64_t video_size = 112;        // video frames are video_size x video_size (even)
-  double video_fps = 8;            // frames per second of the videos
-  int threads = 0;                 // worker threads for drawing and encoding (0: all cores)
-  std::string font;                // a TrueType font with Hangul ("": look for NanumGothic)
-  bool force = false;              // replace a non-empty `out`
-  bool progress = false;           // draw a progress bar on a terminal
+  std::map<std::string, int64_t> train_of;  // train samples of these tasks, instead of `train`
+  uint64_t seed = 1;                        // same seed, same manifests
+  int64_t image_size = 112;                 // images are image_size x image_size
+  int64_t video_size = 112;                 // video frames are video_size x video_size (even)
+  double video_fps = 8;                     // frames per second of the videos
+  int threads = 0;        // worker threads for drawing and encoding (0: all cores)
+  std::string font;       // a TrueType font with Hangul ("": look for NanumGothic)
+  bool force = false;     // replace a non-empty `out`
+  bool progress = false;  // draw a progress bar on a terminal
 };
 
 // What was generated: sample counts per split and task (in kSynthSplits x kSynthTasks order).

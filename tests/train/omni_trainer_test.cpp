@@ -144,6 +144,17 @@ TEST(OmniTrainConfig, SectionsParseAndErrorsNameTheKey) {
               parse_train_config(json, {"model.vision.num_heads=3"}, "test");
             }).find("vision"),
             std::string::npos);
+  EXPECT_EQ(parse_train_config(json, {"data.task_weights={\"transcribe\":2.5}"}, "test")
+                .data.task_weights,
+            (std::map<std::string, double>{{"transcribe", 2.5}}));
+  EXPECT_NE(error_of([&] {
+              parse_train_config(json, {"data.task_weights={\"transcribe\":0}"}, "test");
+            }).find("'data.task_weights.transcribe' must be positive"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              parse_train_config(json, {"data.task_weights={\"transcribe\":\"a lot\"}"}, "test");
+            }).find("'data.task_weights.transcribe' must be a number"),
+            std::string::npos);
 }
 
 TEST(OmniPack, SkipsAndCountsBadSamplesUpToTheLimit) {
@@ -247,6 +258,18 @@ TEST(OmniTrainer, LossFallsAndResumeIsBitIdentical) {
       EXPECT_EQ(p.tensor.to_vector(), b.tensor(name).to_vector());
     }
   EXPECT_NE(a.tensor(name).to_vector(), b.tensor(name).to_vector());
+  // Task weights blend the tasks; a task no sample has is an error that names it.
+  nlohmann::json weighted = json;
+  weighted["checkpoint"]["dir"] = dir + "/weighted";
+  weighted["train"]["steps"] = 2;
+  weighted["data"]["task_weights"] = {{"image_color", 4}};
+  EXPECT_EQ(train_omni_model(parse_train_config(weighted, {}, "test")).step, 2);
+  weighted["data"]["task_weights"] = {{"image_colour", 4}};
+  weighted["checkpoint"]["dir"] = dir + "/misnamed";
+  EXPECT_NE(error_of([&] {
+              train_omni_model(parse_train_config(weighted, {}, "test"));
+            }).find("data.task_weights names 'image_colour', which no training sample has"),
+            std::string::npos);
 }
 
 TEST(OmniEval, ScoringHelpers) {

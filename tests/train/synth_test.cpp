@@ -352,20 +352,25 @@ TEST(Synth, RefusesBadOptions) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'juggle'"), std::string::npos) << e.what();
   }
+  options = tiny(dir.file("corpus"), 1);
+  options.train_of = {{"transcribe", -1}};
+  EXPECT_THROW(synthesize_corpus(options), Error);
   EXPECT_TRUE(dir.listing().empty());
 }
 
+// --tasks picks tasks; --train-of sets the train count of one (and adds no task not picked).
 TEST(Synth, GeneratesOnlyTheTasksAsked) {
   test::TempDir dir;
   SynthOptions options = tiny(dir.file("corpus"), 2);
   options.tasks = {"transcribe", "image_color"};
+  options.train_of = {{"transcribe", 5}, {"video_object", 3}};
   const SynthSummary summary = synthesize_corpus(options);
   for (size_t split = 0; split < kSynthSplits.size(); ++split) {
     for (size_t task = 0; task < kSynthTasks.size(); ++task) {
       const std::string name = kSynthTasks[task];
-      const int64_t expected = name == "transcribe" || name == "image_color"
-                                   ? (split == 0 ? options.train : options.valid)
-                                   : 0;
+      const int64_t train = name == "transcribe" ? 5 : options.train;
+      const int64_t expected =
+          name == "transcribe" || name == "image_color" ? (split == 0 ? train : options.valid) : 0;
       EXPECT_EQ(summary.counts[split][task], expected) << kSynthSplits[split] << " " << name;
     }
   }
