@@ -71,6 +71,10 @@ void VisionEncoderConfig::validate() const {
              "vision encoder config: context_grid must be from 1 to 8, got ", context_grid);
   NURI_CHECK(context_grid == 1 || global_context, "vision encoder config: context_grid ",
              context_grid, " needs global_context");
+  NURI_CHECK(!context_pyramid || context_grid > 1,
+             "vision encoder config: context_pyramid adds the whole slice to a grid and needs "
+             "context_grid > 1, got ",
+             context_grid);
 }
 
 VisionEncoderConfig VisionEncoderConfig::from_json(const nlohmann::json& json) {
@@ -114,10 +118,8 @@ VisionEncoder::VisionEncoder(const VisionEncoderConfig& config) : config_(config
   norm_ = LayerNorm::add(params_, "vision_encoder.norm", d, config_.layer_norm_eps);
   projector_ = Projector::add(params_, "vision_projector", merged, merged, config_.output_size);
   if (config_.global_context) {
-    global_ =
-        Linear::add(params_, "vision_projector.global",
-                    config_.context_grid * config_.context_grid * config_.stem_channels.back(),
-                    config_.output_size);
+    global_ = Linear::add(params_, "vision_projector.global",
+                          context_cells() * config_.stem_channels.back(), config_.output_size);
   }
 }
 
@@ -193,8 +195,10 @@ Tensor VisionEncoder::slice_context(const Tensor& features) const {
   // The maximum over each slice's frames: [N, C, tp, H x W] -> [N, C, H, W].
   Tensor frames = permute(reshape(features, {n, tp, c, h * w}), {0, 2, 1, 3});
   frames = reshape(max_pool2d(frames, {tp, 1}, {tp, 1}), {n, c, h, w});
-  // Then over each grid cell, rows [floor(i h / g), ceil((i + 1) h / g)) and columns alike.
+  // The whole slice first with context_pyramid; then each grid cell, rows [floor(i h / g),
+  // ceil((i + 1) h / g)) and columns alike.
   std::vector<Tensor> cells;
+  if (config_.context_pyramid) cells.push_back(reshape(max_pool2d(frames, {h, w}, {h, w}), {n, c}));
   for (int64_t i = 0; i < g; ++i) {
     const Tensor band = slice(frames, 2, i * h / g, ((i + 1) * h + g - 1) / g);
     for (int64_t j = 0; j < g; ++j) {
@@ -204,6 +208,10 @@ Tensor VisionEncoder::slice_context(const Tensor& features) const {
     }
   }
   return global_.forward(params_, cells.size() == 1 ? cells[0] : concat(cells, 1));
+}
+
+int64_t VisionEncoder::context_cells() const {
+  return config_.context_grid * config_.context_grid + (config_.context_pyramid ? 1 : 0);
 }
 
 Tensor VisionEncoder::encode_image(const Tensor& pixels) const {

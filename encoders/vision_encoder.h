@@ -28,6 +28,8 @@
 // taken per cell of a g x g grid (adaptive cells, as adaptive max pooling cuts them, so any
 // feature size works) and the cells' vectors are concatenated, cell by cell in raster order: the
 // context then also says roughly where things are, which a video's direction of motion needs.
+// With context_pyramid the whole slice's maximum comes first, before the grid's cells: a maximum
+// per cell does not give back the maximum of the whole, which colour questions read best.
 //
 // Output tokens come in raster order of the merged grid: an H x W image gives
 // (H / (patch_size x merge_size)) x (W / (patch_size x merge_size)) tokens.
@@ -64,6 +66,7 @@ struct VisionEncoderConfig {
   std::vector<int64_t> stem_channels;  // empty: linear patches of raw pixels; else stage widths
   bool global_context = false;         // add the image's pooled stem features to every token
   int64_t context_grid = 1;            // the context pools each cell of this square grid
+  bool context_pyramid = false;        // the whole slice's maximum too, before the grid's cells
 
   // Image sides must be multiples of this: patch_size x merge_size (28 by default).
   int64_t factor() const { return patch_size * merge_size; }
@@ -103,6 +106,7 @@ struct VisionEncoderConfig {
     visit("stem_channels", c.stem_channels);
     visit("global_context", c.global_context);
     visit("context_grid", c.context_grid);
+    visit("context_pyramid", c.context_pyramid);
   }
 };
 
@@ -128,7 +132,8 @@ Tensor prepare_video(const std::vector<Image>& frames, const VisionEncoderConfig
 // mlp.fc2}.{weight,bias}, vision_encoder.norm.{weight,bias},
 // vision_projector.{fc1 [4D, 4D], fc2 [output_size, 4D]}.{weight,bias} (4 = merge_size^2),
 // vision_projector.norm.weight [output_size]; with global_context,
-// vision_projector.global.{weight [output_size, context_grid^2 x stem_channels.back()], bias}.
+// vision_projector.global.{weight [output_size, cells x stem_channels.back()], bias}, where cells
+// is context_grid^2, plus 1 with context_pyramid.
 //
 // The encode calls record on the active tape for training; run them inside a NoGradScope for
 // inference.
@@ -172,6 +177,8 @@ class VisionEncoder {
   Tensor encode_slices(const Tensor& features) const;
   // Stem features [N x temporal_patch_size, C, H, W] -> the context of each slice [N, output_size].
   Tensor slice_context(const Tensor& features) const;
+  // Cells the context pools: context_grid^2, plus the whole slice with context_pyramid.
+  int64_t context_cells() const;
   // Checks f32 [..., 3, H, W] with H, W multiples of factor(); `what` names the argument.
   void check_pixels(const Tensor& pixels, int dims, const char* what) const;
 

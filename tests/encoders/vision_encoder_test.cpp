@@ -236,6 +236,36 @@ TEST(VisionEncoder, GridContextCellsFollowRasterOrder) {
   }
 }
 
+TEST(VisionEncoder, PyramidContextPutsTheWholeSliceFirst) {
+  // With only the pyramid's first cell's columns kept, the context is the global context's: the
+  // same tokens as a context_grid 1 encoder whose context layer has those columns.
+  VisionEncoderConfig pyramid = tiny_stem_config();
+  pyramid.num_layers = 1;
+  pyramid.global_context = true;
+  pyramid.context_grid = 2;
+  pyramid.context_pyramid = true;
+  VisionEncoderConfig global = pyramid;
+  global.context_grid = 1;
+  global.context_pyramid = false;
+  VisionEncoder with_pyramid = initialised(pyramid, 49);
+  VisionEncoder with_global = initialised(global, 49);
+  const int64_t channels = pyramid.stem_channels.back();
+  const Tensor& small = with_global.parameter("vision_projector.global.weight");
+  ASSERT_EQ(small.size(1), channels);
+  Tensor& wide = with_pyramid.parameter("vision_projector.global.weight");
+  ASSERT_EQ(wide.shape(), (Shape{small.size(0), 5 * channels}));
+  for (const NamedParameter& p : with_global.parameters())
+    if (p.name != "vision_projector.global.weight")
+      with_pyramid.parameter(p.name).copy_from(p.tensor);
+  float* w = wide.data<float>();
+  for (int64_t row = 0; row < wide.size(0); ++row)
+    for (int64_t col = 0; col < wide.size(1); ++col)
+      w[row * wide.size(1) + col] = col < channels ? small.data<float>()[row * channels + col] : 0;
+  const Tensor pixels = random_tensor({3, 16, 16}, 50);
+  EXPECT_EQ(with_pyramid.encode_image(pixels).to_vector(),
+            with_global.encode_image(pixels).to_vector());
+}
+
 TEST(VisionEncoder, TokenCounts) {
   VisionEncoderConfig defaults;
   EXPECT_EQ(defaults.factor(), 28);
@@ -440,6 +470,15 @@ TEST(VisionEncoder, ConfigJsonRoundTripsAndRejectsUnknownKeys) {
   EXPECT_NE(error_of(global).find("context_grid 2 needs global_context"), std::string::npos)
       << error_of(global);
   global["global_context"] = true;
+  global["context_grid"] = 1;
+  global["context_pyramid"] = true;
+  EXPECT_NE(error_of(global).find("context_pyramid adds the whole slice to a grid and needs "
+                                  "context_grid > 1, got 1"),
+            std::string::npos)
+      << error_of(global);
+  global["context_grid"] = 3;
+  EXPECT_TRUE(VisionEncoderConfig::from_json(global).context_pyramid);
+  global["context_pyramid"] = false;
   for (const int grid : {0, 9}) {
     global["context_grid"] = grid;
     EXPECT_NE(error_of(global).find(cat("context_grid must be from 1 to 8, got ", grid)),
