@@ -46,9 +46,9 @@ def main(nuri: str, source: pathlib.Path, work: pathlib.Path) -> int:
                                      "intermediate_size": 64})
     config["model"]["vision"].update({"hidden_size": 32, "num_layers": 1, "num_heads": 2,
                                       "intermediate_size": 64})
-    config["data"] = {"train_manifest": str(corpus / "train.jsonl"),
-                      "valid_manifest": str(corpus / "valid.jsonl"),
-                      "pack_dir": str(work / "pack")}
+    config["data"].update({"train_manifest": str(corpus / "train.jsonl"),
+                           "valid_manifest": str(corpus / "valid.jsonl"),
+                           "pack_dir": str(work / "pack")})
     config["tokenizer"] = {"path": str(work / "tokenizer.json"), "vocab_size": 400}
     config["train"].update({"steps": 4, "batch_size": 4})
     config["checkpoint"] = {"dir": str(work / "run"), "every": 2, "keep": 2}
