@@ -563,6 +563,19 @@ class SampleMaker {
   int64_t files_ = 0, bytes_ = 0;
 };
 
+// Samples of kSynthTasks[task] in kSynthSplits[split]: 0 for a task --tasks leaves out, and
+// --train-of's count instead of --train for the tasks it names.
+int64_t samples_of(const SynthOptions& o, size_t split, size_t task) {
+  if (!o.tasks.empty() &&
+      std::find(o.tasks.begin(), o.tasks.end(), kSynthTasks[task]) == o.tasks.end())
+    return 0;
+  if (split == 0) {
+    const auto named = o.train_of.find(kSynthTasks[task]);
+    return named != o.train_of.end() ? named->second : o.train;
+  }
+  return split == 1 ? o.valid : o.test;
+}
+
 // Checks the options; errors name the option at fault.
 void check_options(const SynthOptions& o) {
   NURI_CHECK(!o.out.empty(), "synth: --out is required");
@@ -571,9 +584,6 @@ void check_options(const SynthOptions& o) {
     NURI_CHECK(count >= 0 && count <= 1000000, "synth: ", name, " ", count,
                " is not a sample count in [0, 1000000]");
   }
-  int64_t most_train = o.train;
-  for (const auto& [task, count] : o.train_of) most_train = std::max(most_train, count);
-  NURI_CHECK(most_train + o.valid + o.test > 0, "synth: --train, --valid and --test are all 0");
   NURI_CHECK(o.image_size >= 32 && o.image_size <= 1024, "synth: --image-size ", o.image_size,
              " is not in [32, 1024]");
   NURI_CHECK(o.video_size >= 32 && o.video_size <= 512 && o.video_size % 2 == 0,
@@ -593,12 +603,10 @@ void check_options(const SynthOptions& o) {
     NURI_CHECK(count >= 0 && count <= 1000000, "synth: --train-of ", task, "=", count,
                " is not a sample count in [0, 1000000]");
   }
-}
-
-// Whether `options` asks for kSynthTasks[task].
-bool wanted(const SynthOptions& options, size_t task) {
-  return options.tasks.empty() || std::find(options.tasks.begin(), options.tasks.end(),
-                                            kSynthTasks[task]) != options.tasks.end();
+  int64_t total = 0;
+  for (size_t split = 0; split < kSynthSplits.size(); ++split)
+    for (size_t task = 0; task < kSynthTasks.size(); ++task) total += samples_of(o, split, task);
+  NURI_CHECK(total > 0, "synth: --train, --valid and --test are all 0 for the tasks asked");
 }
 
 // True when `path` exists and holds anything.
@@ -642,18 +650,9 @@ SynthSummary synthesize_corpus(const SynthOptions& options) {
       target.parent_path() / cat(".", target.filename().string(), ".tmp-", ::getpid());
   fs::remove_all(temp);
   RemoveOnExit cleanup(temp);
-  // Samples of a task in a split: --train-of overrides --train for the tasks it names.
-  auto count_of = [&](size_t split, size_t task) -> int64_t {
-    if (!wanted(options, task)) return 0;
-    if (split == 0) {
-      const auto named = options.train_of.find(kSynthTasks[task]);
-      return named != options.train_of.end() ? named->second : options.train;
-    }
-    return split == 1 ? options.valid : options.test;
-  };
   for (size_t split = 0; split < kSynthSplits.size(); ++split) {
     for (size_t task = 0; task < kSynthTasks.size(); ++task) {
-      if (count_of(split, task) > 0) {
+      if (samples_of(options, split, task) > 0) {
         fs::create_directories(temp / "media" / kSynthSplits[split] / kSynthTasks[task]);
       }
     }
@@ -668,10 +667,10 @@ SynthSummary synthesize_corpus(const SynthOptions& options) {
     first_job[split] = jobs.size();
     int64_t most = 0;
     for (size_t task = 0; task < kSynthTasks.size(); ++task)
-      most = std::max(most, count_of(split, task));
+      most = std::max(most, samples_of(options, split, task));
     for (int64_t index = 0; index < most; ++index) {
       for (size_t task = 0; task < kSynthTasks.size(); ++task) {
-        if (index >= count_of(split, task)) continue;
+        if (index >= samples_of(options, split, task)) continue;
         Job job{split, task, index, "", ""};
         if (task == kTranscribe) {
           Rng rng(options.seed,
