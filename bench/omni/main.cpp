@@ -3,11 +3,12 @@
 // train/optimizer.h's AdamW over the trainable parameters) on a synthetic batch shaped like the
 // synthetic corpus (`nuri data synth`): sample i takes the corpus's task i mod 9, so a batch mixes
 // 3 s of speech, 112x112 images, 3 s videos at the config's data.video_fps (2) with their
-// soundtrack, and images with a 2 s spoken question, each with a short text turn. The model comes
-// from a training config (configs/tiny-omni.json by default). It prints tokens/s (sequence tokens,
-// as the trainer counts them), samples/s, seconds per step and the median time of each part of a
-// step, and the shares of the forward time taken by the audio encoder, the vision encoder and the
-// decoder.
+// soundtrack, and images with a 2 s spoken question, each with a short text turn. Images and
+// frames reach the vision encoder at the size training resizes them to (the config's grid). The
+// model comes from a training config (configs/tiny-omni.json by default). It prints tokens/s
+// (sequence tokens, as the trainer counts them), samples/s, seconds per step and the median time
+// of each part of a step, and the shares of the forward time taken by the audio encoder, the
+// vision encoder and the decoder.
 //
 // There is no PyTorch peer: no PyTorch omni model shares this architecture (the decoder alone is
 // compared with PyTorch by bench/decoder_vs_torch.py).
@@ -31,6 +32,7 @@
 #include "kernels/ops/cross_entropy.h"
 #include "kernels/ops/random.h"
 #include "kernels/ops/shape.h"
+#include "media/image.h"
 #include "train/config.h"
 #include "train/omni_trainer.h"
 #include "train/optimizer.h"
@@ -58,7 +60,8 @@ Kind kind_of_task(const std::string& task) {
 
 // The media sizes of the synthetic batch.
 struct MediaSizes {
-  int64_t side = 112;           // images and video frames are side x side
+  int64_t side = 112;           // the corpus's images and video frames are side x side ...
+  int64_t grid_side = 112;      // ... resized to this for the vision encoder, as training does
   double speech_seconds = 3;    // transcription audio
   double question_seconds = 2;  // a spoken question about an image
   double video_seconds = 3;     // video length, and its soundtrack's
@@ -106,7 +109,7 @@ MediaInput video_input(const MediaSizes& sizes, int64_t n_mels, Generator& gen) 
   MediaInput in = audio_input(n_mels, sizes.video_seconds, gen);
   in.kind = PartKind::video;
   const int64_t frames = std::lround(sizes.video_seconds * sizes.video_fps);
-  in.pixels = random_uniform({frames, 3, sizes.side, sizes.side}, gen);
+  in.pixels = random_uniform({frames, 3, sizes.grid_side, sizes.grid_side}, gen);
   for (int64_t f = 0; f < frames; ++f) in.frame_times.push_back(f / sizes.video_fps);
   return in;
 }
@@ -132,7 +135,7 @@ Sample make_sample(Kind kind, const MediaSizes& sizes, const OmniModel& model,
       assistant.content = {text_part("the small red ball rolls under the table")};
       break;
     case Kind::image:
-      s.media.push_back(image_input(sizes.side, gen));
+      s.media.push_back(image_input(sizes.grid_side, gen));
       user.content = {media_part(PartKind::image), text_part("What colour is the shape?")};
       assistant.content = {text_part("blue")};
       break;
@@ -142,7 +145,7 @@ Sample make_sample(Kind kind, const MediaSizes& sizes, const OmniModel& model,
       assistant.content = {text_part("left")};
       break;
     case Kind::spoken_image_question:
-      s.media.push_back(image_input(sizes.side, gen));
+      s.media.push_back(image_input(sizes.grid_side, gen));
       s.media.push_back(audio_input(n_mels, sizes.question_seconds, gen));
       user.content = {media_part(PartKind::image), media_part(PartKind::audio)};
       assistant.content = {text_part("three")};
@@ -254,6 +257,10 @@ void run(const Options& o) {
 
   MediaSizes sizes = o.sizes;
   sizes.video_fps = config.data.video_fps;
+  const VisionEncoderConfig& grid_of = *omni.vision;
+  sizes.grid_side = fit_image_grid(sizes.side, sizes.side, grid_of.factor(), grid_of.min_pixels,
+                                   grid_of.max_pixels)
+                        .height;
   Generator data{config.train.seed + 1, 0};
   std::vector<Sample> batch;
   std::vector<int64_t> kind_counts(4, 0);
