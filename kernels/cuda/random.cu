@@ -1,5 +1,6 @@
 // CUDA random fills; the element formulas match kernels/cpu/random.cpp.
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/map.cuh"
 #include "kernels/ops/random.h"
 #include "kernels/philox.h"
 
@@ -36,15 +37,10 @@ __global__ void normal_kernel(float* out, int64_t n, uint64_t seed, uint64_t off
   }
 }
 
-void require_f32(const Tensor& x, const char* op) {
-  NURI_CHECK(x.dtype() == DType::f32, op, ": the CUDA kernel fills f32, x is ",
-             dtype_name(x.dtype()));
-}
-
 }  // namespace
 
 void random_uniform(Tensor& x, uint64_t seed, uint64_t offset, float low, float high) {
-  require_f32(x, "uniform_");
+  require_f32("uniform_", x, "x");
   if (x.numel() == 0) return;
   NURI_CUDA_CHECK(cudaSetDevice(x.device().index));
   uniform_kernel<<<grid_for((x.numel() + 3) / 4, 256), 256>>>(x.data<float>(), x.numel(), seed,
@@ -53,7 +49,7 @@ void random_uniform(Tensor& x, uint64_t seed, uint64_t offset, float low, float 
 }
 
 void random_normal(Tensor& x, uint64_t seed, uint64_t offset, float mean, float stddev) {
-  require_f32(x, "normal_");
+  require_f32("normal_", x, "x");
   if (x.numel() == 0) return;
   NURI_CUDA_CHECK(cudaSetDevice(x.device().index));
   normal_kernel<<<grid_for((x.numel() + 3) / 4, 256), 256>>>(x.data<float>(), x.numel(), seed,

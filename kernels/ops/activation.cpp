@@ -8,11 +8,11 @@ namespace nuri {
 Tensor silu(const Tensor& x) {
   checks::floating("silu", x, "x");
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  NURI_DISPATCH_CPU_ONLY(x.device(), silu_forward, x, out);
+  NURI_DISPATCH(x.device(), silu_forward, x, out);
   if (autograd::needed(x)) {
     autograd::record("silu", {x}, {&out}, [x = x.detach()](const auto& grads, const auto&) {
       Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-      NURI_DISPATCH_CPU_ONLY(x.device(), silu_backward, grads[0], x, dx);
+      NURI_DISPATCH(x.device(), silu_backward, grads[0], x, dx);
       return std::vector<Tensor>{dx};
     });
   }
@@ -22,12 +22,12 @@ Tensor silu(const Tensor& x) {
 Tensor gelu(const Tensor& x, bool tanh_approximation) {
   checks::floating("gelu", x, "x");
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  NURI_DISPATCH_CPU_ONLY(x.device(), gelu_forward, x, tanh_approximation, out);
+  NURI_DISPATCH(x.device(), gelu_forward, x, tanh_approximation, out);
   if (autograd::needed(x)) {
     autograd::record(
         "gelu", {x}, {&out}, [x = x.detach(), tanh_approximation](const auto& grads, const auto&) {
           Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-          NURI_DISPATCH_CPU_ONLY(x.device(), gelu_backward, grads[0], x, tanh_approximation, dx);
+          NURI_DISPATCH(x.device(), gelu_backward, grads[0], x, tanh_approximation, dx);
           return std::vector<Tensor>{dx};
         });
   }
@@ -39,7 +39,7 @@ Tensor swiglu(const Tensor& gate, const Tensor& up) {
   checks::same_device_dtype("swiglu", gate, "gate", up, "up");
   checks::shape("swiglu", up, "up", gate.shape());
   Tensor out = Tensor::empty(gate.shape(), gate.dtype(), gate.device());
-  NURI_DISPATCH_CPU_ONLY(gate.device(), swiglu_forward, gate, up, out);
+  NURI_DISPATCH(gate.device(), swiglu_forward, gate, up, out);
   if (autograd::needed(gate, up)) {
     autograd::record(
         "swiglu", {gate, up}, {&out},
@@ -48,8 +48,7 @@ Tensor swiglu(const Tensor& gate, const Tensor& up) {
           for (size_t i = 0; i < 2; ++i) {
             if (needs[i]) result[i] = Tensor::empty(gate.shape(), gate.dtype(), gate.device());
           }
-          NURI_DISPATCH_CPU_ONLY(gate.device(), swiglu_backward, grads[0], gate, up, result[0],
-                                 result[1]);
+          NURI_DISPATCH(gate.device(), swiglu_backward, grads[0], gate, up, result[0], result[1]);
           return result;
         });
   }

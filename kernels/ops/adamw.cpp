@@ -49,8 +49,8 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_
              "adamw_step: weight_decay ", options.weight_decay, " must be finite and >= 0");
   const double bias_correction1 = 1.0 - std::pow(static_cast<double>(options.beta1), step);
   const double bias_correction2 = 1.0 - std::pow(static_cast<double>(options.beta2), step);
-  NURI_DISPATCH_CPU_ONLY(param.device(), adamw_update, param, grad, exp_avg, exp_avg_sq, options,
-                         bias_correction1, bias_correction2);
+  NURI_DISPATCH(param.device(), adamw_update, param, grad, exp_avg, exp_avg_sq, options,
+                bias_correction1, bias_correction2);
 }
 
 }  // namespace nuri

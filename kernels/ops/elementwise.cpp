@@ -24,7 +24,7 @@ void check_broadcast(const char* op, const Tensor& a, const Tensor& b) {
 Tensor add(const Tensor& a, const Tensor& b) {
   check_broadcast("add", a, b);
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
-  NURI_DISPATCH_CPU_ONLY(a.device(), add_forward, a, b, 1.0f, out);
+  NURI_DISPATCH(a.device(), add_forward, a, b, 1.0f, out);
   if (autograd::needed(a, b)) {
     const Shape b_shape = b.shape();
     autograd::record("add", {a, b}, {&out}, [b_shape](const auto& grads, const auto& needs) {
@@ -38,7 +38,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   check_broadcast("mul", a, b);
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
-  NURI_DISPATCH_CPU_ONLY(a.device(), mul_forward, a, b, out);
+  NURI_DISPATCH(a.device(), mul_forward, a, b, out);
   if (autograd::needed(a, b)) {
     const Tensor saved_a = a.detach(), saved_b = b.detach();
     autograd::record("mul", {a, b}, {&out},
@@ -56,7 +56,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor scale(const Tensor& x, float factor) {
   checks::floating("scale", x, "x");
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  NURI_DISPATCH_CPU_ONLY(x.device(), scale_forward, x, factor, out);
+  NURI_DISPATCH(x.device(), scale_forward, x, factor, out);
   if (autograd::needed(x)) {
     autograd::record("scale", {x}, {&out}, [factor](const auto& grads, const auto&) {
       return std::vector<Tensor>{scale(grads[0], factor)};

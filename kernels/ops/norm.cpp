@@ -27,7 +27,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
   const Shape stats_shape = check_norm("rms_norm", x, weight, eps);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor rstd = Tensor::empty(stats_shape, DType::f32, x.device());
-  NURI_DISPATCH_CPU_ONLY(x.device(), rms_norm_forward, x, weight, eps, y, rstd);
+  NURI_DISPATCH(x.device(), rms_norm_forward, x, weight, eps, y, rstd);
   if (autograd::needed(x, weight)) {
     autograd::record(
         "rms_norm", {x, weight}, {&y},
@@ -35,8 +35,8 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
           std::vector<Tensor> result(2);
           if (needs[0]) result[0] = Tensor::empty(x.shape(), x.dtype(), x.device());
           if (needs[1]) result[1] = Tensor::empty(weight.shape(), weight.dtype(), x.device());
-          NURI_DISPATCH_CPU_ONLY(x.device(), rms_norm_backward, grads[0], x, weight, rstd,
-                                 result[0], result[1]);
+          NURI_DISPATCH(x.device(), rms_norm_backward, grads[0], x, weight, rstd, result[0],
+                        result[1]);
           return result;
         });
   }
@@ -52,7 +52,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor mean = Tensor::empty(stats_shape, DType::f32, x.device());
   Tensor rstd = Tensor::empty(stats_shape, DType::f32, x.device());
-  NURI_DISPATCH_CPU_ONLY(x.device(), layer_norm_forward, x, weight, bias, eps, y, mean, rstd);
+  NURI_DISPATCH(x.device(), layer_norm_forward, x, weight, bias, eps, y, mean, rstd);
   if (autograd::needed(x, weight, bias)) {
     autograd::record("layer_norm", {x, weight, bias}, {&y},
                      [x = x.detach(), weight = weight.detach(), mean, rstd](const auto& grads,
@@ -63,8 +63,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
                          if (needs[i])
                            result[i] = Tensor::empty(weight.shape(), weight.dtype(), x.device());
                        }
-                       NURI_DISPATCH_CPU_ONLY(x.device(), layer_norm_backward, grads[0], x, weight,
-                                              mean, rstd, result[0], result[1], result[2]);
+                       NURI_DISPATCH(x.device(), layer_norm_backward, grads[0], x, weight, mean,
+                                     rstd, result[0], result[1], result[2]);
                        return result;
                      });
   }

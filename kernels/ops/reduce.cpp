@@ -10,14 +10,14 @@ namespace {
 Tensor reduce(const char* op, const Tensor& x, int64_t outer, int64_t n, int64_t inner,
               float factor, const Shape& out_shape) {
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
-  NURI_DISPATCH_CPU_ONLY(x.device(), reduce_sum_forward, x, outer, n, inner, factor, out);
+  NURI_DISPATCH(x.device(), reduce_sum_forward, x, outer, n, inner, factor, out);
   if (autograd::needed(x)) {
     const Shape x_shape = x.shape();
     autograd::record(op, {x}, {&out},
                      [x_shape, outer, n, inner, factor](const auto& grads, const auto&) {
                        Tensor grad_x = Tensor::empty(x_shape, grads[0].dtype(), grads[0].device());
-                       NURI_DISPATCH_CPU_ONLY(grads[0].device(), reduce_sum_backward, grads[0],
-                                              outer, n, inner, factor, grad_x);
+                       NURI_DISPATCH(grads[0].device(), reduce_sum_backward, grads[0], outer, n,
+                                     inner, factor, grad_x);
                        return std::vector<Tensor>{grad_x};
                      });
   }

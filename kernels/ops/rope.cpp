@@ -28,14 +28,14 @@ void check_positions(const char* op, const Tensor& x, const Tensor& positions) {
 Tensor rotate(const char* op, const Tensor& x, const Tensor& positions,
               std::array<int64_t, 3> sections, float theta) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  NURI_DISPATCH_CPU_ONLY(x.device(), rope_forward, x, positions, sections, theta, out);
+  NURI_DISPATCH(x.device(), rope_forward, x, positions, sections, theta, out);
   if (autograd::needed(x)) {
     autograd::record(
         op, {x}, {&out},
         [positions = positions.clone(), sections, theta](const auto& grads, const auto&) {
           const Tensor& dy = grads[0];
           Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
-          NURI_DISPATCH_CPU_ONLY(dy.device(), rope_backward, dy, positions, sections, theta, dx);
+          NURI_DISPATCH(dy.device(), rope_backward, dy, positions, sections, theta, dx);
           return std::vector<Tensor>{dx};
         });
   }

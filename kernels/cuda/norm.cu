@@ -1,0 +1,176 @@
+// CUDA RMSNorm and LayerNorm (f32 data, f64 row statistics): one block per row for the outputs
+// and the input gradient; one thread per column, adding the rows in order, for the parameter
+// gradients, so every sum has a fixed order.
+#include "kernels/cuda/block_reduce.cuh"
+#include "kernels/cuda/map.cuh"
+#include "kernels/ops/norm.h"
+
+namespace nuri::cuda {
+namespace {
+
+__global__ void rms_norm_kernel(const float* x, const float* w, int64_t rows, int64_t d, float eps,
+                                float* y, float* rstd) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* xr = x + r * d;
+    double squares = 0;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+      squares += static_cast<double>(xr[j]) * xr[j];
+    const float scale = static_cast<float>(1.0 / sqrt(block_sum(squares) / d + eps));
+    if (threadIdx.x == 0) rstd[r] = scale;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) y[r * d + j] = xr[j] * scale * w[j];
+  }
+}
+
+// dx = r (w dy) - x r^3 / D * sum_j(w_j dy_j x_j).
+__global__ void rms_norm_dx_kernel(const float* dy, const float* x, const float* w,
+                                   const float* rstd, int64_t rows, int64_t d, float* dx) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* dyr = dy + r * d;
+    const float* xr = x + r * d;
+    const float s = rstd[r];
+    double dot = 0;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+      dot += static_cast<double>(w[j] * dyr[j]) * xr[j];
+    const float c = static_cast<float>(block_sum(dot) * s * s / d);
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+      dx[r * d + j] = s * (w[j] * dyr[j] - xr[j] * c);
+  }
+}
+
+__global__ void layer_norm_kernel(const float* x, const float* w, const float* b, int64_t rows,
+                                  int64_t d, float eps, float* y, float* mean, float* rstd) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* xr = x + r * d;
+    double total = 0;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) total += xr[j];
+    const double mu = block_sum(total) / d;
+    double squares = 0;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) squares += (xr[j] - mu) * (xr[j] - mu);
+    const float m = static_cast<float>(mu);
+    const float s = static_cast<float>(1.0 / sqrt(block_sum(squares) / d + eps));
+    if (threadIdx.x == 0) {
+      mean[r] = m;
+      rstd[r] = s;
+    }
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+      y[r * d + j] = (xr[j] - m) * s * w[j] + (b != nullptr ? b[j] : 0.0f);
+  }
+}
+
+// With xhat = (x - mean) r and g = w dy: dx = r (g - mean(g) - xhat mean(g xhat)).
+__global__ void layer_norm_dx_kernel(const float* dy, const float* x, const float* w,
+                                     const float* mean, const float* rstd, int64_t rows, int64_t d,
+                                     float* dx) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* dyr = dy + r * d;
+    const float* xr = x + r * d;
+    const float m = mean[r], s = rstd[r];
+    double g_total = 0, gx_total = 0;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+      const float g = w[j] * dyr[j];
+      g_total += g;
+      gx_total += static_cast<double>(g) * ((xr[j] - m) * s);
+    }
+    const float g_mean = static_cast<float>(block_sum(g_total) / d);
+    const float gx_mean = static_cast<float>(block_sum(gx_total) / d);
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+      dx[r * d + j] = s * (w[j] * dyr[j] - g_mean - (xr[j] - m) * s * gx_mean);
+  }
+}
+
+// The parameter gradients, column j summed over the rows in order: dweight[j] = sum_r dy x_hat
+// (x_hat = (x - mean) rstd, or x rstd without a mean) and dbias[j] = sum_r dy.
+__global__ void norm_params_kernel(const float* dy, const float* x, const float* mean,
+                                   const float* rstd, int64_t rows, int64_t d, float* dweight,
+                                   float* dbias) {
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < d;
+       j += int64_t(gridDim.x) * blockDim.x) {
+    double w_total = 0, b_total = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float g = dy[r * d + j];
+      const float m = mean != nullptr ? mean[r] : 0.0f;
+      w_total += static_cast<double>(g) * ((x[r * d + j] - m) * rstd[r]);
+      b_total += g;
+    }
+    if (dweight != nullptr) dweight[j] = static_cast<float>(w_total);
+    if (dbias != nullptr) dbias[j] = static_cast<float>(b_total);
+  }
+}
+
+float* data_or_null(Tensor& t) {
+  return t.defined() ? t.data<float>() : nullptr;
+}
+
+// Launches the parameter-gradient kernel when either gradient is wanted.
+void norm_params(const Tensor& dy, const Tensor& x, const float* mean, const Tensor& rstd,
+                 Tensor& dweight, Tensor& dbias) {
+  float* dw = data_or_null(dweight);
+  float* db = data_or_null(dbias);
+  if (dw == nullptr && db == nullptr) return;
+  const int64_t d = x.size(-1);
+  norm_params_kernel<<<grid_for(d, kRowThreads), kRowThreads>>>(
+      dy.data<float>(), x.data<float>(), mean, rstd.data<float>(), x.numel() / d, d, dw, db);
+  NURI_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void rms_norm_forward(const Tensor& x, const Tensor& weight, float eps, Tensor& y, Tensor& rstd) {
+  require_f32("rms_norm", x, "x");
+  const int64_t d = x.size(-1);
+  if (d == 0 || x.numel() == 0) return;
+  const int64_t rows = x.numel() / d;
+  NURI_CUDA_CHECK(cudaSetDevice(x.device().index));
+  rms_norm_kernel<<<row_blocks(rows), kRowThreads>>>(x.data<float>(), weight.data<float>(), rows, d,
+                                                     eps, y.data<float>(), rstd.data<float>());
+  NURI_CUDA_CHECK_LAUNCH();
+}
+
+void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,
+                       Tensor& dx, Tensor& dweight) {
+  require_f32("rms_norm backward", dy, "dy");
+  const int64_t d = x.size(-1);
+  if (d == 0 || x.numel() == 0) return;
+  const int64_t rows = x.numel() / d;
+  NURI_CUDA_CHECK(cudaSetDevice(x.device().index));
+  if (dx.defined()) {
+    rms_norm_dx_kernel<<<row_blocks(rows), kRowThreads>>>(dy.data<float>(), x.data<float>(),
+                                                          weight.data<float>(), rstd.data<float>(),
+                                                          rows, d, dx.data<float>());
+    NURI_CUDA_CHECK_LAUNCH();
+  }
+  Tensor no_bias;
+  norm_params(dy, x, nullptr, rstd, dweight, no_bias);
+}
+
+void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                        Tensor& y, Tensor& mean, Tensor& rstd) {
+  require_f32("layer_norm", x, "x");
+  const int64_t d = x.size(-1);
+  if (d == 0 || x.numel() == 0) return;
+  const int64_t rows = x.numel() / d;
+  NURI_CUDA_CHECK(cudaSetDevice(x.device().index));
+  layer_norm_kernel<<<row_blocks(rows), kRowThreads>>>(
+      x.data<float>(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr, rows, d,
+      eps, y.data<float>(), mean.data<float>(), rstd.data<float>());
+  NURI_CUDA_CHECK_LAUNCH();
+}
+
+void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                         const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor& dweight,
+                         Tensor& dbias) {
+  require_f32("layer_norm backward", dy, "dy");
+  const int64_t d = x.size(-1);
+  if (d == 0 || x.numel() == 0) return;
+  const int64_t rows = x.numel() / d;
+  NURI_CUDA_CHECK(cudaSetDevice(x.device().index));
+  if (dx.defined()) {
+    layer_norm_dx_kernel<<<row_blocks(rows), kRowThreads>>>(
+        dy.data<float>(), x.data<float>(), weight.data<float>(), mean.data<float>(),
+        rstd.data<float>(), rows, d, dx.data<float>());
+    NURI_CUDA_CHECK_LAUNCH();
+  }
+  norm_params(dy, x, mean.data<float>(), rstd, dweight, dbias);
+}
+
+}  // namespace nuri::cuda
