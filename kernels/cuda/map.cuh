@@ -15,14 +15,20 @@ __global__ void map_kernel(int64_t n, Fn fn) {
   }
 }
 
-// Calls fn(i) on the device for i in [0, n), on the GPU that holds `on`.
+// Calls fn(i) on the device for i in [0, n), on GPU `device`.
 template <class Fn>
-void launch_map(const Tensor& on, int64_t n, Fn fn) {
+void launch_map(int device, int64_t n, Fn fn) {
   if (n == 0) return;
-  NURI_CUDA_CHECK(cudaSetDevice(on.device().index));
+  NURI_CUDA_CHECK(cudaSetDevice(device));
   constexpr unsigned kThreads = 256;
   map_kernel<<<grid_for(n, kThreads), kThreads>>>(n, fn);
   NURI_CUDA_CHECK_LAUNCH();
+}
+
+// The same on the GPU that holds `on`.
+template <class Fn>
+void launch_map(const Tensor& on, int64_t n, Fn fn) {
+  launch_map(on.device().index, n, fn);
 }
 
 // The CUDA kernels compute in f32 as the CPU ones do; another dtype is an error naming it.

@@ -23,7 +23,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   out_shape.back() = out_features;
   const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
-  NURI_DISPATCH_CPU_ONLY(x.device(), linear_forward, x, weight, bias, rows, out);
+  NURI_DISPATCH(x.device(), linear_forward, x, weight, bias, rows, out);
   if (autograd::needed(x, weight, bias)) {
     // Only what each gradient reads is kept: x for the weight's, the weight for x's.
     const Tensor saved_x = weight.requires_grad() ? x.detach() : Tensor();
@@ -38,8 +38,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
           if (needs[0]) grad_x = Tensor::empty(x_shape, g.dtype(), g.device());
           if (needs[1]) grad_w = Tensor::empty(w_shape, g.dtype(), g.device());
           if (has_bias && needs[2]) grad_b = Tensor::empty({w_shape[0]}, g.dtype(), g.device());
-          NURI_DISPATCH_CPU_ONLY(g.device(), linear_backward, g, saved_x, saved_w, rows, grad_x,
-                                 grad_w, grad_b);
+          NURI_DISPATCH(g.device(), linear_backward, g, saved_x, saved_w, rows, grad_x, grad_w,
+                        grad_b);
           return std::vector<Tensor>{grad_x, grad_w, grad_b};
         });
   }

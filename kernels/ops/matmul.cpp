@@ -41,7 +41,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
   out_shape.push_back(s.m);
   out_shape.push_back(s.n);
   Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
-  NURI_DISPATCH_CPU_ONLY(a.device(), matmul_forward, a, b, s, out);
+  NURI_DISPATCH(a.device(), matmul_forward, a, b, s, out);
   if (autograd::needed(a, b)) {
     // Each gradient reads the other operand only.
     const Tensor saved_a = b.requires_grad() ? a.detach() : Tensor();
@@ -53,8 +53,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
                        Tensor grad_a, grad_b;
                        if (needs[0]) grad_a = Tensor::empty(a_shape, g.dtype(), g.device());
                        if (needs[1]) grad_b = Tensor::empty(b_shape, g.dtype(), g.device());
-                       NURI_DISPATCH_CPU_ONLY(g.device(), matmul_backward, g, saved_a, saved_b, s,
-                                              grad_a, grad_b);
+                       NURI_DISPATCH(g.device(), matmul_backward, g, saved_a, saved_b, s, grad_a,
+                                     grad_b);
                        return std::vector<Tensor>{grad_a, grad_b};
                      });
   }

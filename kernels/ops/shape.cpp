@@ -22,8 +22,8 @@ void copy_along(const Tensor& x, int axis, int64_t start, int64_t length, Tensor
   const int64_t inner = extent_product(x.shape(), axis + 1, x.dim()) * dtype_size(x.dtype());
   const int64_t n_src = x.size(axis), n_dst = out.size(axis);
   if (outer == 0 || length == 0 || inner == 0) return;
-  NURI_DISPATCH_CPU_ONLY(x.device(), copy_blocks, x, out, outer, length * inner, n_src * inner,
-                         start * inner, n_dst * inner, out_start * inner);
+  NURI_DISPATCH(x.device(), copy_blocks, x, out, outer, length * inner, n_src * inner,
+                start * inner, n_dst * inner, out_start * inner);
 }
 
 }  // namespace
@@ -59,7 +59,7 @@ Tensor transpose(const Tensor& x, int dim0, int dim1) {
     const Shape& s = x.shape();
     const int64_t outer = extent_product(s, 0, a), middle = extent_product(s, a + 1, b),
                   inner = extent_product(s, b + 1, x.dim());
-    NURI_DISPATCH_CPU_ONLY(x.device(), transpose_forward, x, outer, s[a], middle, s[b], inner, out);
+    NURI_DISPATCH(x.device(), transpose_forward, x, outer, s[a], middle, s[b], inner, out);
   }
   if (autograd::needed(x)) {
     autograd::record("transpose", {x}, {&out}, [a, b](const auto& grads, const auto&) {

@@ -1,0 +1,119 @@
+// cuBLASLt GEMMs in f32. A row-major product C = op(A) op(B) is the column-major product
+// C^T = op(B)^T op(A)^T, and a row-major matrix is its transpose read column-major, so B is
+// passed as cuBLASLt's first operand and A as its second, each with its own transpose flag.
+#include "kernels/cuda/blas.h"
+
+#include <cublasLt.h>
+
+#include <array>
+
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/map.cuh"
+
+// Throws nuri::Error naming the call and cuBLAS's status when a cuBLASLt call fails.
+#define NURI_CUBLAS_CHECK(call)                                                                   \
+  do {                                                                                            \
+    const cublasStatus_t nuri_status = (call);                                                    \
+    if (nuri_status != CUBLAS_STATUS_SUCCESS)                                                     \
+      ::nuri::fail(#call, " failed: ", cublasLtGetStatusString(nuri_status), " (", __FILE__, ":", \
+                   __LINE__, ")");                                                                \
+  } while (0)
+
+namespace nuri::cuda {
+namespace {
+
+// Workspace for cuBLASLt's algorithms: 32 MiB, what Hopper's kernels ask for.
+constexpr size_t kWorkspaceBytes = 32u << 20;
+constexpr int kMaxDevices = 64;
+
+// One cuBLASLt handle and workspace per device, made on first use and kept for the process.
+struct DeviceBlas {
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+};
+
+DeviceBlas& device_blas() {
+  static std::array<DeviceBlas, kMaxDevices> devices;
+  int device = 0;
+  NURI_CUDA_CHECK(cudaGetDevice(&device));
+  NURI_CHECK(device < kMaxDevices, "cuBLASLt: device ", device, " beyond ", kMaxDevices);
+  DeviceBlas& blas = devices[static_cast<size_t>(device)];
+  if (blas.handle == nullptr) {
+    NURI_CUBLAS_CHECK(cublasLtCreate(&blas.handle));
+    NURI_CUDA_CHECK(cudaMalloc(&blas.workspace, kWorkspaceBytes));
+  }
+  return blas;
+}
+
+// Owns a cuBLASLt descriptor and destroys it on every path out.
+template <class T, cublasStatus_t (*Destroy)(T)>
+struct Owned {
+  T value = nullptr;
+  ~Owned() {
+    if (value != nullptr) Destroy(value);
+  }
+};
+using OwnedLayout = Owned<cublasLtMatrixLayout_t, cublasLtMatrixLayoutDestroy>;
+using OwnedDesc = Owned<cublasLtMatmulDesc_t, cublasLtMatmulDescDestroy>;
+
+// A column-major f32 layout of rows x cols with leading dimension ld, batched at `stride`.
+void make_layout(OwnedLayout& layout, int64_t rows, int64_t cols, int64_t ld, int64_t batches,
+                 int64_t stride) {
+  NURI_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(
+      &layout.value, CUDA_R_32F, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
+  if (batches == 1) return;
+  const int32_t count = static_cast<int32_t>(batches);
+  NURI_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
+      layout.value, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+  NURI_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
+      layout.value, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+}
+
+// C = beta C (+ bias) over m rows of n, for a product with nothing to add (k = 0).
+void scale_rows(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t batches,
+                int64_t stride_c, const float* bias, int device) {
+  launch_map(device, batches * m * n, [=] __device__(int64_t e) {
+    const int64_t j = e % n, row = e / n % m, batch = e / (m * n);
+    float& out = c[batch * stride_c + row * ldc + j];
+    out = (beta == 0.0f ? 0.0f : beta * out) + (bias != nullptr ? bias[j] : 0.0f);
+  });
+}
+
+}  // namespace
+
+void sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+           int64_t batches, int64_t stride_a, int64_t stride_b, int64_t stride_c,
+           const float* bias) {
+  if (m == 0 || n == 0 || batches == 0) return;
+  int device = 0;
+  NURI_CUDA_CHECK(cudaGetDevice(&device));
+  if (k == 0) return scale_rows(m, n, beta, c, ldc, batches, stride_c, bias, device);
+  DeviceBlas& blas = device_blas();
+  OwnedDesc desc;
+  NURI_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc.value, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t op_first = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_second = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  NURI_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.value, CUBLASLT_MATMUL_DESC_TRANSA,
+                                                   &op_first, sizeof(op_first)));
+  NURI_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.value, CUBLASLT_MATMUL_DESC_TRANSB,
+                                                   &op_second, sizeof(op_second)));
+  if (bias != nullptr) {  // the bias runs along C^T's rows, which are C's columns
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    NURI_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.value, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                     &epilogue, sizeof(epilogue)));
+    NURI_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.value, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                     &bias, sizeof(bias)));
+  }
+  // Column-major: the first operand is B's memory ([n, k] after its op), the second A's ([k, m]).
+  OwnedLayout first, second, out;
+  make_layout(first, transpose_b ? k : n, transpose_b ? n : k, ldb, batches, stride_b);
+  make_layout(second, transpose_a ? m : k, transpose_a ? k : m, lda, batches, stride_a);
+  make_layout(out, n, m, ldc, batches, stride_c);
+  const float alpha = 1.0f;
+  NURI_CUBLAS_CHECK(cublasLtMatmul(blas.handle, desc.value, &alpha, b, first.value, a, second.value,
+                                   &beta, c, out.value, c, out.value, nullptr, blas.workspace,
+                                   kWorkspaceBytes, nullptr));
+}
+
+}  // namespace nuri::cuda

@@ -1,0 +1,40 @@
+// CUDA kernels of linear: the CPU kernel's three GEMMs through cuBLASLt, reading the operands in
+// place (transposes are flags), the bias added by the GEMM's epilogue and its gradient summed by
+// the reduction kernel.
+#include "kernels/cuda/blas.h"
+#include "kernels/cuda/map.cuh"
+#include "kernels/ops/linear.h"
+#include "kernels/ops/reduce.h"
+
+namespace nuri::cuda {
+
+void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t rows,
+                    Tensor& out) {
+  require_f32("linear", x, "x");
+  const int64_t in = weight.size(1), n = weight.size(0);
+  NURI_CUDA_CHECK(cudaSetDevice(x.device().index));
+  // y [rows, n] = x [rows, in] * weight^T (+ bias), weight read as [n, in] with the transpose flag.
+  sgemm(false, true, rows, n, in, x.data<float>(), in, weight.data<float>(), in, 0.0f,
+        out.data<float>(), n, 1, 0, 0, 0, bias.defined() ? bias.data<float>() : nullptr);
+}
+
+void linear_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, int64_t rows,
+                     Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias) {
+  require_f32("linear backward", grad, "grad");
+  const float* g = grad.data<float>();
+  const int64_t n = grad.size(-1);
+  NURI_CUDA_CHECK(cudaSetDevice(grad.device().index));
+  if (grad_x.defined()) {  // grad_x [rows, in] = grad [rows, n] * weight [n, in]
+    const int64_t in = weight.size(1);
+    sgemm(false, false, rows, in, n, g, n, weight.data<float>(), in, 0.0f, grad_x.data<float>(),
+          in);
+  }
+  if (grad_weight.defined()) {  // grad_weight [n, in] = grad^T [n, rows] * x [rows, in]
+    const int64_t in = x.size(-1);
+    sgemm(true, false, n, in, rows, g, n, x.data<float>(), in, 0.0f, grad_weight.data<float>(), in);
+  }
+  // grad_bias [n] = column sums of grad [rows, n], in a fixed order.
+  if (grad_bias.defined()) reduce_sum_forward(grad, 1, rows, n, 1.0f, grad_bias);
+}
+
+}  // namespace nuri::cuda
