@@ -36,16 +36,16 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   const int64_t count = count_targets(targets, v, ignore_index);
   Tensor lse = Tensor::empty({n}, DType::f32, logits.device());
   Tensor loss = Tensor::empty({}, logits.dtype(), logits.device());
-  NURI_DISPATCH_CPU_ONLY(logits.device(), cross_entropy_forward, logits, targets, ignore_index,
-                         count, lse, loss);
+  NURI_DISPATCH(logits.device(), cross_entropy_forward, logits, targets, ignore_index, count, lse,
+                loss);
   if (autograd::needed(logits)) {
     autograd::record("cross_entropy", {logits}, {&loss},
                      [logits = logits.detach(),
                       targets = targets.clone(),  // a copy: the caller may refill its batch buffer
                       lse, ignore_index, count](const auto& grads, const auto&) {
                        Tensor grad = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-                       NURI_DISPATCH_CPU_ONLY(logits.device(), cross_entropy_backward, grads[0],
-                                              logits, targets, lse, ignore_index, count, grad);
+                       NURI_DISPATCH(logits.device(), cross_entropy_backward, grads[0], logits,
+                                     targets, lse, ignore_index, count, grad);
                        return std::vector<Tensor>{grad};
                      });
   }

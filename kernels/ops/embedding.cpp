@@ -48,7 +48,7 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
   Shape out_shape = ids.shape();
   out_shape.push_back(table.size(1));
   Tensor out = Tensor::empty(out_shape, table.dtype(), table.device());
-  NURI_DISPATCH_CPU_ONLY(table.device(), embedding_forward, ids, table, out);
+  NURI_DISPATCH(table.device(), embedding_forward, ids, table, out);
   if (autograd::needed(table)) {
     const Tensor saved_ids = ids.clone();  // a copy: the caller may refill its id buffer
     const Shape table_shape = table.shape();
@@ -58,8 +58,7 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
                        Tensor grad_table;
                        if (needs[1]) {
                          grad_table = Tensor::empty(table_shape, g.dtype(), g.device());
-                         NURI_DISPATCH_CPU_ONLY(g.device(), embedding_backward, g, saved_ids,
-                                                grad_table);
+                         NURI_DISPATCH(g.device(), embedding_backward, g, saved_ids, grad_table);
                        }
                        return std::vector<Tensor>{Tensor(), grad_table};
                      });
