@@ -19,13 +19,13 @@ int64_t pool_extent(const char* op, const char* axis, int64_t in, int64_t kernel
 
 Tensor run_avg_pool(const char* op, const Tensor& x, const PoolShape& s, const Shape& out_shape) {
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
-  NURI_DISPATCH_CPU_ONLY(x.device(), avg_pool_forward, x, s, out);
+  NURI_DISPATCH(x.device(), avg_pool_forward, x, s, out);
   if (autograd::needed(x)) {
     const Shape x_shape = x.shape();
     autograd::record(op, {x}, {&out}, [x_shape, s](const auto& grads, const auto&) {
       const Tensor& g = grads[0];
       Tensor grad_x = Tensor::empty(x_shape, g.dtype(), g.device());
-      NURI_DISPATCH_CPU_ONLY(g.device(), avg_pool_backward, g, s, grad_x);
+      NURI_DISPATCH(g.device(), avg_pool_backward, g, s, grad_x);
       return std::vector<Tensor>{grad_x};
     });
   }
@@ -78,14 +78,14 @@ Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
   const Shape out_shape = {x.size(0), x.size(1), s.out_h, s.out_w};
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
   Tensor argmax = Tensor::empty(out_shape, DType::i32, x.device());
-  NURI_DISPATCH_CPU_ONLY(x.device(), max_pool_forward, x, s, out, argmax);
+  NURI_DISPATCH(x.device(), max_pool_forward, x, s, out, argmax);
   if (autograd::needed(x)) {
     const Shape x_shape = x.shape();
     autograd::record("max_pool2d", {x}, {&out},
                      [x_shape, s, argmax](const auto& grads, const auto&) {
                        const Tensor& g = grads[0];
                        Tensor grad_x = Tensor::empty(x_shape, g.dtype(), g.device());
-                       NURI_DISPATCH_CPU_ONLY(g.device(), max_pool_backward, g, argmax, s, grad_x);
+                       NURI_DISPATCH(g.device(), max_pool_backward, g, argmax, s, grad_x);
                        return std::vector<Tensor>{grad_x};
                      });
   }
