@@ -37,7 +37,7 @@ void check_conv(const char* op, const Tensor& x, const Tensor& weight, const Ten
 Tensor run_conv(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias,
                 const ConvShape& s, const Shape& out_shape) {
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
-  NURI_DISPATCH_CPU_ONLY(x.device(), conv_forward, x, weight, bias, s, out);
+  NURI_DISPATCH(x.device(), conv_forward, x, weight, bias, s, out);
   if (autograd::needed(x, weight, bias)) {
     // x is read by the weight's gradient only, the weight by x's.
     const Tensor saved_x = weight.requires_grad() ? x.detach() : Tensor();
@@ -52,8 +52,7 @@ Tensor run_conv(const char* op, const Tensor& x, const Tensor& weight, const Ten
           if (needs[0]) grad_x = Tensor::empty(x_shape, g.dtype(), g.device());
           if (needs[1]) grad_w = Tensor::empty(w_shape, g.dtype(), g.device());
           if (has_bias && needs[2]) grad_b = Tensor::empty({w_shape[0]}, g.dtype(), g.device());
-          NURI_DISPATCH_CPU_ONLY(g.device(), conv_backward, g, saved_x, saved_w, s, grad_x, grad_w,
-                                 grad_b);
+          NURI_DISPATCH(g.device(), conv_backward, g, saved_x, saved_w, s, grad_x, grad_w, grad_b);
           return std::vector<Tensor>{grad_x, grad_w, grad_b};
         });
   }
