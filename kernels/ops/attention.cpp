@@ -64,7 +64,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v,
   const AttentionOptions resolved = check_arguments(q, k, v, options);
   Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
   Tensor lse = Tensor::empty({q.size(0), q.size(2), q.size(1)}, DType::f32, q.device());
-  NURI_DISPATCH_CPU_ONLY(q.device(), attention_forward, q, k, v, resolved, out, lse);
+  NURI_DISPATCH(q.device(), attention_forward, q, k, v, resolved, out, lse);
   if (autograd::needed(q, k, v)) {
     const Tensor saved_q = q.detach(), saved_k = k.detach(), saved_v = v.detach();
     const Tensor saved_out = out.detach();
@@ -76,8 +76,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v,
           Tensor grad_q = Tensor::empty(saved_q.shape(), grad_out.dtype(), grad_out.device());
           Tensor grad_k = Tensor::empty(saved_k.shape(), grad_out.dtype(), grad_out.device());
           Tensor grad_v = Tensor::empty(saved_v.shape(), grad_out.dtype(), grad_out.device());
-          NURI_DISPATCH_CPU_ONLY(grad_out.device(), attention_backward, grad_out, saved_q, saved_k,
-                                 saved_v, saved_out, lse, resolved, grad_q, grad_k, grad_v);
+          NURI_DISPATCH(grad_out.device(), attention_backward, grad_out, saved_q, saved_k, saved_v,
+                        saved_out, lse, resolved, grad_q, grad_k, grad_v);
           return std::vector<Tensor>{needs[0] ? grad_q : Tensor(), needs[1] ? grad_k : Tensor(),
                                      needs[2] ? grad_v : Tensor()};
         });
