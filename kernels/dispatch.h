@@ -26,7 +26,3 @@ namespace nuri::detail {
 #define NURI_DISPATCH(device, kernel, ...) \
   ((device).is_cuda() ? ::nuri::detail::no_cuda_kernel(#kernel) : ::nuri::cpu::kernel(__VA_ARGS__))
 #endif
-
-// Runs the CPU kernel; a CUDA tensor is an error until the op gains its CUDA kernel.
-#define NURI_DISPATCH_CPU_ONLY(device, kernel, ...) \
-  ((device).is_cuda() ? ::nuri::detail::no_cuda_kernel(#kernel) : ::nuri::cpu::kernel(__VA_ARGS__))

@@ -40,7 +40,7 @@ Tensor ctc_loss(const Tensor& logits, const Tensor& targets, const Tensor& input
   }
   Tensor lse = Tensor::zeros({b, t}, DType::f32, logits.device());
   std::vector<double> nll;
-  NURI_DISPATCH_CPU_ONLY(logits.device(), ctc_forward, logits, labels, frames, blank, lse, nll);
+  NURI_DISPATCH(logits.device(), ctc_forward, logits, labels, frames, blank, lse, nll);
   // The mean over items of each item's loss per label; an impossible item counts as 0.
   std::vector<double> weight(static_cast<size_t>(b), 0.0);
   double total = 0;
@@ -50,7 +50,8 @@ Tensor ctc_loss(const Tensor& logits, const Tensor& targets, const Tensor& input
     weight[i] = 1.0 / (static_cast<double>(b) * std::max<int64_t>(1, lengths[i]));
     total += nll[i] * weight[i];
   }
-  Tensor loss = Tensor::from_data<float>(std::vector<float>{static_cast<float>(total)}, {});
+  Tensor loss = Tensor::from_data<float>(std::vector<float>{static_cast<float>(total)}, {})
+                    .to(logits.device());
   if (autograd::needed(logits)) {
     autograd::record("ctc_loss", {logits}, {&loss},
                      [logits = logits.detach(), labels, frames, blank, lse, nll, weight](
@@ -59,8 +60,8 @@ Tensor ctc_loss(const Tensor& logits, const Tensor& targets, const Tensor& input
                        std::vector<double> scale = weight;
                        for (double& w : scale) w *= upstream;
                        Tensor grad = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-                       NURI_DISPATCH_CPU_ONLY(logits.device(), ctc_backward, logits, labels, frames,
-                                              blank, lse, nll, scale, grad);
+                       NURI_DISPATCH(logits.device(), ctc_backward, logits, labels, frames, blank,
+                                     lse, nll, scale, grad);
                        return std::vector<Tensor>{grad};
                      });
   }
