@@ -6,6 +6,8 @@
 #include <cublasLt.h>
 
 #include <array>
+#include <cstdint>
+#include <utility>
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/map.cuh"
@@ -55,6 +57,16 @@ struct Owned {
 };
 using OwnedLayout = Owned<cublasLtMatrixLayout_t, cublasLtMatrixLayoutDestroy>;
 using OwnedDesc = Owned<cublasLtMatmulDesc_t, cublasLtMatmulDescDestroy>;
+using OwnedPreference = Owned<cublasLtMatmulPreference_t, cublasLtMatmulPreferenceDestroy>;
+
+// The largest power of two, up to 256, that divides the address: cuBLASLt's heuristic assumes
+// 256-byte operands unless told, and slices of a tensor start anywhere.
+uint32_t alignment_of(const void* pointer) {
+  const auto address = reinterpret_cast<uintptr_t>(pointer);
+  uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
+}
 
 // A column-major f32 layout of rows x cols with leading dimension ld, batched at `stride`.
 void make_layout(OwnedLayout& layout, int64_t rows, int64_t cols, int64_t ld, int64_t batches,
@@ -110,9 +122,33 @@ void sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, 
   make_layout(first, transpose_b ? k : n, transpose_b ? n : k, ldb, batches, stride_b);
   make_layout(second, transpose_a ? m : k, transpose_a ? k : m, lda, batches, stride_a);
   make_layout(out, n, m, ldc, batches, stride_c);
+  // The algorithm: the heuristic's first choice for these operands' real alignments.
+  OwnedPreference preference;
+  NURI_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference.value));
+  const uint64_t workspace_bytes = kWorkspaceBytes;
+  NURI_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      preference.value, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+      sizeof(workspace_bytes)));
+  const std::array<std::pair<cublasLtMatmulPreferenceAttributes_t, const void*>, 4> operands = {
+      {{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, b},
+       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, a},
+       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, c},
+       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, c}}};
+  for (const auto& [attribute, pointer] : operands) {
+    const uint32_t alignment = alignment_of(pointer);
+    NURI_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference.value, attribute, &alignment,
+                                                           sizeof(alignment)));
+  }
+  cublasLtMatmulHeuristicResult_t choice{};
+  int found = 0;
+  NURI_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(blas.handle, desc.value, first.value,
+                                                   second.value, out.value, out.value,
+                                                   preference.value, 1, &choice, &found));
+  NURI_CHECK(found > 0, "cuBLASLt: no algorithm for a ", m, "x", n, "x", k, " f32 GEMM (", batches,
+             " batches)");
   const float alpha = 1.0f;
   NURI_CUBLAS_CHECK(cublasLtMatmul(blas.handle, desc.value, &alpha, b, first.value, a, second.value,
-                                   &beta, c, out.value, c, out.value, nullptr, blas.workspace,
+                                   &beta, c, out.value, c, out.value, &choice.algo, blas.workspace,
                                    kWorkspaceBytes, nullptr));
 }
 

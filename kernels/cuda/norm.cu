@@ -101,7 +101,8 @@ float* data_or_null(Tensor& t) {
   return t.defined() ? t.data<float>() : nullptr;
 }
 
-// Launches the parameter-gradient kernel when either gradient is wanted.
+// Launches the parameter-gradient kernel when either gradient is wanted (zeros without rows, as
+// on the CPU).
 void norm_params(const Tensor& dy, const Tensor& x, const float* mean, const Tensor& rstd,
                  Tensor& dweight, Tensor& dbias) {
   float* dw = data_or_null(dweight);
@@ -130,10 +131,10 @@ void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, 
                        Tensor& dx, Tensor& dweight) {
   require_f32("rms_norm backward", dy, "dy");
   const int64_t d = x.size(-1);
-  if (d == 0 || x.numel() == 0) return;
+  if (d == 0) return;
   const int64_t rows = x.numel() / d;
   NURI_CUDA_CHECK(cudaSetDevice(x.device().index));
-  if (dx.defined()) {
+  if (dx.defined() && rows > 0) {
     rms_norm_dx_kernel<<<row_blocks(rows), kRowThreads>>>(dy.data<float>(), x.data<float>(),
                                                           weight.data<float>(), rstd.data<float>(),
                                                           rows, d, dx.data<float>());
@@ -161,10 +162,10 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight
                          Tensor& dbias) {
   require_f32("layer_norm backward", dy, "dy");
   const int64_t d = x.size(-1);
-  if (d == 0 || x.numel() == 0) return;
+  if (d == 0) return;
   const int64_t rows = x.numel() / d;
   NURI_CUDA_CHECK(cudaSetDevice(x.device().index));
-  if (dx.defined()) {
+  if (dx.defined() && rows > 0) {
     layer_norm_dx_kernel<<<row_blocks(rows), kRowThreads>>>(
         dy.data<float>(), x.data<float>(), weight.data<float>(), mean.data<float>(),
         rstd.data<float>(), rows, d, dx.data<float>());
