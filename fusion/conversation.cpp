@@ -101,7 +101,10 @@ Conversation conversation_from_json(const nlohmann::json& json, const std::files
     message.role = parse_role(m["role"], at);
     const nlohmann::json& content = m["content"];
     if (content.is_string()) {
-      message.content.push_back({PartKind::text, content.get<std::string>(), {}});
+      message.content.push_back({.kind = PartKind::text,
+                                 .text = content.get<std::string>(),
+                                 .path = {},
+                                 .transcript = {}});
     } else {
       NURI_CHECK(content.is_array() && !content.empty(), at,
                  ": 'content' must be a string or a non-empty array of parts");

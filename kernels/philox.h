@@ -4,11 +4,7 @@
 
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define NURI_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define NURI_HOST_DEVICE inline
-#endif
+#include "kernels/host_device.h"
 
 namespace nuri::philox {
 

@@ -2,6 +2,7 @@
 // cpu::fast_exp and the normal CDF is a vectorisable approximation (see normal_cdf).
 #include <cmath>
 
+#include "kernels/activation_math.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/ops/activation.h"
@@ -10,8 +11,17 @@
 namespace nuri::cpu {
 namespace {
 
+// The shared formulas over fast_exp.
+struct FastExp {
+  float operator()(float x) const { return fast_exp(x); }
+};
+
 inline float sigmoid(float x) {
-  return 1.0f / (1.0f + fast_exp(-x));
+  return activation_math::sigmoid(x, FastExp{});
+}
+
+inline float silu_grad(float x) {
+  return activation_math::silu_grad(x, FastExp{});
 }
 
 // Phi(x), the standard normal CDF. The lower tail Phi(-|x|) = erfc(z) / 2 with z = |x| / sqrt(2)
@@ -38,25 +48,16 @@ inline float normal_cdf(float x) {
   return x < 0 ? lower : 1.0f - lower;
 }
 
-// The standard normal density exp(-x^2 / 2) / sqrt(2 pi).
 inline float normal_pdf(float x) {
-  constexpr float kInvSqrt2Pi = 0.398942280401432678f;
-  return kInvSqrt2Pi * fast_exp(-0.5f * x * x);
+  return activation_math::normal_pdf(x, FastExp{});
 }
 
-constexpr float kTanhScale = 0.797884560802865355f;  // sqrt(2 / pi)
-constexpr float kTanhCubic = 0.044715f;
-
-// GPT-2's tanh GELU written as x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3), which
-// equals 0.5 x (1 + tanh(u)) without the cancellation of 1 + tanh(u) for negative u.
 inline float gelu_tanh(float x) {
-  return x * sigmoid(2.0f * kTanhScale * (x + kTanhCubic * x * x * x));
+  return activation_math::gelu_tanh(x, FastExp{});
 }
 
 inline float gelu_tanh_grad(float x) {
-  const float s = sigmoid(2.0f * kTanhScale * (x + kTanhCubic * x * x * x));
-  const float du = 2.0f * kTanhScale * (1.0f + 3.0f * kTanhCubic * x * x);
-  return s + x * s * (1.0f - s) * du;
+  return activation_math::gelu_tanh_grad(x, FastExp{});
 }
 
 // out[i] = fn(x[i]).
@@ -89,10 +90,7 @@ void silu_forward(const Tensor& x, Tensor& out) {
 }
 
 void silu_backward(const Tensor& dy, const Tensor& x, Tensor& dx) {
-  unary_backward("silu backward", dy, x, dx, [](float v) {
-    const float s = sigmoid(v);
-    return s * (1.0f + v * (1.0f - s));
-  });
+  unary_backward("silu backward", dy, x, dx, [](float v) { return silu_grad(v); });
 }
 
 void gelu_forward(const Tensor& x, bool tanh_approximation, Tensor& out) {
@@ -134,17 +132,14 @@ void swiglu_backward(const Tensor& dy, const Tensor& gate, const Tensor& up, Ten
     float* pdu = dup.data<float>();
 #pragma omp parallel for simd if (n > kParallelElements)
     for (int64_t i = 0; i < n; ++i) {
-      const float g = pg[i], s = sigmoid(g);
-      pdg[i] = pdy[i] * pu[i] * s * (1.0f + g * (1.0f - s));
-      pdu[i] = pdy[i] * g * s;
+      const float g = pg[i];
+      pdg[i] = pdy[i] * pu[i] * silu_grad(g);
+      pdu[i] = pdy[i] * g * sigmoid(g);
     }
   } else if (dgate.defined()) {
     float* pdg = dgate.data<float>();
 #pragma omp parallel for simd if (n > kParallelElements)
-    for (int64_t i = 0; i < n; ++i) {
-      const float g = pg[i], s = sigmoid(g);
-      pdg[i] = pdy[i] * pu[i] * s * (1.0f + g * (1.0f - s));
-    }
+    for (int64_t i = 0; i < n; ++i) pdg[i] = pdy[i] * pu[i] * silu_grad(pg[i]);
   } else if (dup.defined()) {
     float* pdu = dup.data<float>();
 #pragma omp parallel for simd if (n > kParallelElements)

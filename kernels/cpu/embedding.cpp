@@ -21,19 +21,14 @@ void gather(const Id* ids, int64_t n, const float* table, int64_t d, float* out)
   }
 }
 
-// Groups the positions by id with a counting sort (positions stay in increasing order within an
-// id), then gives every (table row, column block) to one task that sums its rows in that order:
-// no two tasks write the same element, and the sums do not depend on the thread count.
+// Groups the positions by id, then gives every (table row, column block) to one task that sums
+// its rows in position order: no two tasks write the same element, and the sums do not depend on
+// the thread count.
 template <class Id>
 void scatter_add(const float* grad, const Id* ids, int64_t n, int64_t rows, int64_t d, float* out) {
-  std::vector<int64_t> start(static_cast<size_t>(rows) + 1, 0);
-  for (int64_t i = 0; i < n; ++i) ++start[static_cast<size_t>(ids[i]) + 1];
-  for (int64_t v = 0; v < rows; ++v) start[v + 1] += start[v];
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  {
-    std::vector<int64_t> next(start.begin(), start.end() - 1);
-    for (int64_t i = 0; i < n; ++i) order[next[static_cast<size_t>(ids[i])]++] = i;
-  }
+  const IdGroups groups = group_by_id(ids, n, rows);
+  const std::vector<int64_t>& start = groups.start;
+  const std::vector<int64_t>& order = groups.order;
   const int64_t blocks = (d + kColumnBlock - 1) / kColumnBlock;
 #pragma omp parallel for schedule(static) if (rows * d + n * d > kParallelElements)
   for (int64_t task = 0; task < rows * blocks; ++task) {

@@ -7,6 +7,7 @@
 #include "kernels/cpu/parallel.h"
 #include "kernels/ops/checks.h"
 #include "kernels/ops/rope.h"
+#include "kernels/rope_math.h"
 
 namespace nuri::cpu {
 namespace {
@@ -20,12 +21,10 @@ void rotate(const char* op, const Tensor& x, const Tensor& positions,
   const int64_t streams = positions.size(0), position_rows = positions.size(1) * t;
   std::vector<double> inv_freq(static_cast<size_t>(half));
   std::vector<int64_t> stream_of(static_cast<size_t>(half));
-  int section = 0;
-  int64_t boundary = sections[0];
   for (int64_t i = 0; i < half; ++i) {
-    inv_freq[i] = std::pow(static_cast<double>(theta), -2.0 * static_cast<double>(i) / dh);
-    while (i >= boundary && section < 2) boundary += sections[++section];
-    stream_of[i] = streams == 1 ? 0 : section;
+    inv_freq[i] = rope_math::inverse_frequency(theta, i, dh);
+    stream_of[i] =
+        streams == 1 ? 0 : rope_math::stream_of(i, sections[0], sections[0] + sections[1]);
   }
   const bool wide = positions.dtype() == DType::i64;
   const int64_t* p64 = wide ? positions.data<int64_t>() : nullptr;
@@ -56,9 +55,7 @@ void rotate(const char* op, const Tensor& x, const Tensor& positions,
       float* yr = po + (bt * h + head) * dh;
 #pragma omp simd
       for (int64_t i = 0; i < half; ++i) {
-        const float x1 = xr[i], x2 = xr[half + i];
-        yr[i] = x1 * c[i] - x2 * s[i];
-        yr[half + i] = x2 * c[i] + x1 * s[i];
+        rope_math::rotate_pair(xr[i], xr[half + i], c[i], s[i], yr[i], yr[half + i]);
       }
     }
   }

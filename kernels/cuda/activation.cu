@@ -1,39 +1,35 @@
-// CUDA activations (f32), the formulas of kernels/cpu/activation.cpp with CUDA's own exp and
-// normal CDF.
+// CUDA activations (f32): the formulas of kernels/activation_math.h with CUDA's own exp, and
+// CUDA's normal CDF.
+#include "kernels/activation_math.h"
 #include "kernels/cuda/map.cuh"
 #include "kernels/ops/activation.h"
 
 namespace nuri::cuda {
 namespace {
 
+// The shared formulas over CUDA's expf.
+struct DeviceExp {
+  __host__ __device__ float operator()(float x) const { return expf(x); }
+};
+
 __device__ float sigmoid(float x) {
-  return 1.0f / (1.0f + expf(-x));
+  return activation_math::sigmoid(x, DeviceExp{});
 }
 
-// The standard normal density exp(-x^2 / 2) / sqrt(2 pi).
+__device__ float silu_grad(float x) {
+  return activation_math::silu_grad(x, DeviceExp{});
+}
+
 __device__ float normal_pdf(float x) {
-  constexpr float kInvSqrt2Pi = 0.398942280401432678f;
-  return kInvSqrt2Pi * expf(-0.5f * x * x);
+  return activation_math::normal_pdf(x, DeviceExp{});
 }
 
-constexpr float kTanhScale = 0.797884560802865355f;  // sqrt(2 / pi)
-constexpr float kTanhCubic = 0.044715f;
-
-// GPT-2's tanh GELU as x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3), as on the CPU.
 __device__ float gelu_tanh(float x) {
-  return x * sigmoid(2.0f * kTanhScale * (x + kTanhCubic * x * x * x));
+  return activation_math::gelu_tanh(x, DeviceExp{});
 }
 
 __device__ float gelu_tanh_grad(float x) {
-  const float s = sigmoid(2.0f * kTanhScale * (x + kTanhCubic * x * x * x));
-  const float du = 2.0f * kTanhScale * (1.0f + 3.0f * kTanhCubic * x * x);
-  return s + x * s * (1.0f - s) * du;
-}
-
-// d silu(x) / dx = s (1 + x (1 - s)) with s = sigmoid(x).
-__device__ float silu_grad(float x) {
-  const float s = sigmoid(x);
-  return s * (1.0f + x * (1.0f - s));
+  return activation_math::gelu_tanh_grad(x, DeviceExp{});
 }
 
 }  // namespace

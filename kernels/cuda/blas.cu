@@ -6,22 +6,26 @@
 #include <cublasLt.h>
 
 #include <array>
+#include <compare>
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <utility>
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/map.cuh"
 
-// Throws nuri::Error naming the call and cuBLAS's status when a cuBLASLt call fails.
-#define NURI_CUBLAS_CHECK(call)                                                                   \
-  do {                                                                                            \
-    const cublasStatus_t nuri_status = (call);                                                    \
-    if (nuri_status != CUBLAS_STATUS_SUCCESS)                                                     \
-      ::nuri::fail(#call, " failed: ", cublasLtGetStatusString(nuri_status), " (", __FILE__, ":", \
-                   __LINE__, ")");                                                                \
-  } while (0)
-
 namespace nuri::cuda {
+
+// cuBLAS statuses for NURI_CUDA_CHECK.
+inline bool succeeded(cublasStatus_t status) {
+  return status == CUBLAS_STATUS_SUCCESS;
+}
+inline const char* describe(cublasStatus_t status) {
+  return cublasLtGetStatusString(status);
+}
+
 namespace {
 
 // Workspace for cuBLASLt's algorithms: 32 MiB, what Hopper's kernels ask for.
@@ -41,7 +45,7 @@ DeviceBlas& device_blas() {
   NURI_CHECK(device < kMaxDevices, "cuBLASLt: device ", device, " beyond ", kMaxDevices);
   DeviceBlas& blas = devices[static_cast<size_t>(device)];
   if (blas.handle == nullptr) {
-    NURI_CUBLAS_CHECK(cublasLtCreate(&blas.handle));
+    NURI_CUDA_CHECK(cublasLtCreate(&blas.handle));
     NURI_CUDA_CHECK(cudaMalloc(&blas.workspace, kWorkspaceBytes));
   }
   return blas;
@@ -71,13 +75,13 @@ uint32_t alignment_of(const void* pointer) {
 // A column-major f32 layout of rows x cols with leading dimension ld, batched at `stride`.
 void make_layout(OwnedLayout& layout, int64_t rows, int64_t cols, int64_t ld, int64_t batches,
                  int64_t stride) {
-  NURI_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(
-      &layout.value, CUDA_R_32F, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
+  NURI_CUDA_CHECK(cublasLtMatrixLayoutCreate(&layout.value, CUDA_R_32F, static_cast<uint64_t>(rows),
+                                             static_cast<uint64_t>(cols), ld));
   if (batches == 1) return;
   const int32_t count = static_cast<int32_t>(batches);
-  NURI_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
-      layout.value, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
-  NURI_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
+  NURI_CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(layout.value, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                                                   &count, sizeof(count)));
+  NURI_CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(
       layout.value, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
 }
 
@@ -91,6 +95,82 @@ void scale_rows(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t
   });
 }
 
+// What fixes a GEMM's descriptors and algorithm: the device, the transposes, whether a bias is
+// added, the extents, leading dimensions, batches and strides, and the operands' alignments.
+struct PlanKey {
+  int device;
+  bool transpose_a, transpose_b, has_bias;
+  std::array<int64_t, 10> extents;     // m, n, k, lda, ldb, ldc, batches, stride_a, _b, _c
+  std::array<uint32_t, 3> alignments;  // of a, b and c
+  auto operator<=>(const PlanKey&) const = default;
+};
+
+// The descriptors, layouts and heuristic algorithm of one PlanKey, made once and reused.
+struct Plan {
+  OwnedDesc desc;
+  OwnedLayout first, second, out;
+  cublasLtMatmulAlgo_t algo{};
+};
+
+constexpr size_t kMaxPlans = 4096;  // past this, the cache starts afresh (shapes seldom vary so)
+
+std::mutex& plan_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+// The plan for `key`, made on first use: the heuristic's first choice for these operands.
+const Plan& plan_for(const PlanKey& key, cublasLtHandle_t handle) {
+  static std::map<PlanKey, std::unique_ptr<Plan>> plans;
+  if (const auto found = plans.find(key); found != plans.end()) return *found->second;
+  const auto [m, n, k, lda, ldb, ldc, batches, stride_a, stride_b, stride_c] = key.extents;
+  auto plan = std::make_unique<Plan>();
+  NURI_CUDA_CHECK(cublasLtMatmulDescCreate(&plan->desc.value, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t op_first = key.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_second = key.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  NURI_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc.value, CUBLASLT_MATMUL_DESC_TRANSA,
+                                                 &op_first, sizeof(op_first)));
+  NURI_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc.value, CUBLASLT_MATMUL_DESC_TRANSB,
+                                                 &op_second, sizeof(op_second)));
+  if (key.has_bias) {  // the bias runs along C^T's rows, which are C's columns
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    NURI_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc.value, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                   &epilogue, sizeof(epilogue)));
+  }
+  // Column-major: the first operand is B's memory ([n, k] after its op), the second A's ([k, m]).
+  make_layout(plan->first, key.transpose_b ? k : n, key.transpose_b ? n : k, ldb, batches,
+              stride_b);
+  make_layout(plan->second, key.transpose_a ? m : k, key.transpose_a ? k : m, lda, batches,
+              stride_a);
+  make_layout(plan->out, n, m, ldc, batches, stride_c);
+  OwnedPreference preference;
+  NURI_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&preference.value));
+  const uint64_t workspace_bytes = kWorkspaceBytes;
+  NURI_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(preference.value,
+                                                       CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                       &workspace_bytes, sizeof(workspace_bytes)));
+  const auto [align_a, align_b, align_c] = key.alignments;
+  const std::array<std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t>, 4> operands = {
+      {{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_b},
+       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_a},
+       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c},
+       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c}}};
+  for (const auto& [attribute, alignment] : operands) {
+    NURI_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(preference.value, attribute, &alignment,
+                                                         sizeof(alignment)));
+  }
+  cublasLtMatmulHeuristicResult_t choice{};
+  int found = 0;
+  NURI_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(
+      handle, plan->desc.value, plan->first.value, plan->second.value, plan->out.value,
+      plan->out.value, preference.value, 1, &choice, &found));
+  NURI_CHECK(found > 0, "cuBLASLt: no algorithm for a ", m, "x", n, "x", k, " f32 GEMM (", batches,
+             " batches)");
+  plan->algo = choice.algo;
+  if (plans.size() >= kMaxPlans) plans.clear();
+  return *plans.emplace(key, std::move(plan)).first->second;
+}
+
 }  // namespace
 
 void sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
@@ -101,55 +181,23 @@ void sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, 
   int device = 0;
   NURI_CUDA_CHECK(cudaGetDevice(&device));
   if (k == 0) return scale_rows(m, n, beta, c, ldc, batches, stride_c, bias, device);
+  const PlanKey key{device,
+                    transpose_a,
+                    transpose_b,
+                    bias != nullptr,
+                    {m, n, k, lda, ldb, ldc, batches, stride_a, stride_b, stride_c},
+                    {alignment_of(a), alignment_of(b), alignment_of(c)}};
   DeviceBlas& blas = device_blas();
-  OwnedDesc desc;
-  NURI_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc.value, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t op_first = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasOperation_t op_second = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  NURI_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.value, CUBLASLT_MATMUL_DESC_TRANSA,
-                                                   &op_first, sizeof(op_first)));
-  NURI_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.value, CUBLASLT_MATMUL_DESC_TRANSB,
-                                                   &op_second, sizeof(op_second)));
-  if (bias != nullptr) {  // the bias runs along C^T's rows, which are C's columns
-    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-    NURI_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.value, CUBLASLT_MATMUL_DESC_EPILOGUE,
-                                                     &epilogue, sizeof(epilogue)));
-    NURI_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.value, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                     &bias, sizeof(bias)));
+  std::lock_guard<std::mutex> lock(plan_mutex());
+  const Plan& plan = plan_for(key, blas.handle);
+  if (bias != nullptr) {  // the pointer changes from call to call; the epilogue is in the plan
+    NURI_CUDA_CHECK(cublasLtMatmulDescSetAttribute(
+        plan.desc.value, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   }
-  // Column-major: the first operand is B's memory ([n, k] after its op), the second A's ([k, m]).
-  OwnedLayout first, second, out;
-  make_layout(first, transpose_b ? k : n, transpose_b ? n : k, ldb, batches, stride_b);
-  make_layout(second, transpose_a ? m : k, transpose_a ? k : m, lda, batches, stride_a);
-  make_layout(out, n, m, ldc, batches, stride_c);
-  // The algorithm: the heuristic's first choice for these operands' real alignments.
-  OwnedPreference preference;
-  NURI_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference.value));
-  const uint64_t workspace_bytes = kWorkspaceBytes;
-  NURI_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      preference.value, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
-      sizeof(workspace_bytes)));
-  const std::array<std::pair<cublasLtMatmulPreferenceAttributes_t, const void*>, 4> operands = {
-      {{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, b},
-       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, a},
-       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, c},
-       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, c}}};
-  for (const auto& [attribute, pointer] : operands) {
-    const uint32_t alignment = alignment_of(pointer);
-    NURI_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference.value, attribute, &alignment,
-                                                           sizeof(alignment)));
-  }
-  cublasLtMatmulHeuristicResult_t choice{};
-  int found = 0;
-  NURI_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(blas.handle, desc.value, first.value,
-                                                   second.value, out.value, out.value,
-                                                   preference.value, 1, &choice, &found));
-  NURI_CHECK(found > 0, "cuBLASLt: no algorithm for a ", m, "x", n, "x", k, " f32 GEMM (", batches,
-             " batches)");
   const float alpha = 1.0f;
-  NURI_CUBLAS_CHECK(cublasLtMatmul(blas.handle, desc.value, &alpha, b, first.value, a, second.value,
-                                   &beta, c, out.value, c, out.value, &choice.algo, blas.workspace,
-                                   kWorkspaceBytes, nullptr));
+  NURI_CUDA_CHECK(cublasLtMatmul(blas.handle, plan.desc.value, &alpha, b, plan.first.value, a,
+                                 plan.second.value, &beta, c, plan.out.value, c, plan.out.value,
+                                 &plan.algo, blas.workspace, kWorkspaceBytes, nullptr));
 }
 
 }  // namespace nuri::cuda

@@ -5,13 +5,26 @@
 
 #include "kernels/error.h"
 
-// Throws nuri::Error naming the call and CUDA's message when a runtime call fails.
-#define NURI_CUDA_CHECK(call)                                                                \
-  do {                                                                                       \
-    const cudaError_t nuri_status = (call);                                                  \
-    if (nuri_status != cudaSuccess)                                                          \
-      ::nuri::fail(#call, " failed: ", cudaGetErrorString(nuri_status), " (", __FILE__, ":", \
-                   __LINE__, ")");                                                           \
+namespace nuri::cuda {
+
+// What a CUDA runtime status says; a library (cuBLAS, NCCL) adds the same two overloads for its
+// own status type so that NURI_CUDA_CHECK serves its calls too.
+inline bool succeeded(cudaError_t status) {
+  return status == cudaSuccess;
+}
+inline const char* describe(cudaError_t status) {
+  return cudaGetErrorString(status);
+}
+
+}  // namespace nuri::cuda
+
+// Throws nuri::Error naming the call and the library's message when a call fails.
+#define NURI_CUDA_CHECK(call)                                                                    \
+  do {                                                                                           \
+    const auto nuri_status = (call);                                                             \
+    if (!::nuri::cuda::succeeded(nuri_status))                                                   \
+      ::nuri::fail(#call, " failed: ", ::nuri::cuda::describe(nuri_status), " (", __FILE__, ":", \
+                   __LINE__, ")");                                                               \
   } while (0)
 
 // Checks the last kernel launch.

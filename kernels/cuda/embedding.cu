@@ -1,6 +1,6 @@
 // CUDA kernels of embedding: a row gather, and its adjoint as a deterministic scatter-add. The
-// backward groups the positions by id on the host (a counting sort of the ids, which are few
-// next to the gradient), then one thread per table element adds its rows in position order.
+// backward groups the positions by id on the host (group_by_id; the ids are few next to the
+// gradient), then one thread per table element adds its rows in position order.
 #include <span>
 #include <vector>
 
@@ -28,17 +28,11 @@ void embedding_backward(const Tensor& grad, const Tensor& ids, Tensor& grad_tabl
   require_f32("embedding backward", grad, "grad");
   const int64_t n = ids.numel(), rows = grad_table.size(0), d = grad_table.size(1);
   const std::vector<int64_t> id = ids.to_int_vector();
-  // start[v] .. start[v + 1] index `order`, the positions of id v in increasing order.
-  std::vector<int64_t> start(static_cast<size_t>(rows) + 1, 0);
-  for (int64_t i = 0; i < n; ++i) ++start[static_cast<size_t>(id[i]) + 1];
-  for (int64_t v = 0; v < rows; ++v) start[v + 1] += start[v];
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::vector<int64_t> next(start.begin(), start.end() - 1);
-  for (int64_t i = 0; i < n; ++i) order[next[static_cast<size_t>(id[i])]++] = i;
+  const IdGroups groups = group_by_id(id.data(), n, rows);
   const Tensor starts =
-      Tensor::from_data(std::span<const int64_t>(start), {rows + 1}).to(grad_table.device());
+      Tensor::from_data(std::span<const int64_t>(groups.start), {rows + 1}).to(grad_table.device());
   const Tensor positions =
-      Tensor::from_data(std::span<const int64_t>(order), {n}).to(grad_table.device());
+      Tensor::from_data(std::span<const int64_t>(groups.order), {n}).to(grad_table.device());
   const int64_t* ps = starts.data<int64_t>();
   const int64_t* pp = n > 0 ? positions.data<int64_t>() : nullptr;
   const float* pg = grad.data<float>();

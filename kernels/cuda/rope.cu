@@ -2,6 +2,7 @@
 // the inverse frequency, then cos and sin), frequency i turning by its section's position stream.
 #include "kernels/cuda/map.cuh"
 #include "kernels/ops/rope.h"
+#include "kernels/rope_math.h"
 
 namespace nuri::cuda {
 namespace {
@@ -23,16 +24,14 @@ void rotate(const char* op, const Tensor& x, const Tensor& positions,
   // One thread per rotated pair (i, half + i) of one head of one token.
   launch_map(x, x.numel() / 2, [=] __device__(int64_t j) {
     const int64_t i = j % half, head_row = j / half, bt = head_row / h;
-    const int64_t stream = streams == 1 ? 0 : (i < end0 ? 0 : (i < end1 ? 1 : 2));
+    const int64_t stream = streams == 1 ? 0 : rope_math::stream_of(i, end0, end1);
     const int64_t index = stream * position_rows + (per_batch ? bt : bt % t);
     const double pos = wide ? static_cast<double>(p64[index]) : p32[index];
-    const double angle = pos * pow(base, -2.0 * static_cast<double>(i) / dh);
+    const double angle = pos * rope_math::inverse_frequency(base, i, dh);
     const float c = static_cast<float>(cos(angle)), s = direction * static_cast<float>(sin(angle));
     const float* xr = px + head_row * dh;
     float* yr = po + head_row * dh;
-    const float x1 = xr[i], x2 = xr[half + i];
-    yr[i] = x1 * c - x2 * s;
-    yr[half + i] = x2 * c + x1 * s;
+    rope_math::rotate_pair(xr[i], xr[half + i], c, s, yr[i], yr[half + i]);
   });
 }
 
