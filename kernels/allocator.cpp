@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 
@@ -42,10 +43,53 @@ MemoryCounters& cpu_memory() {
   return counters;
 }
 
+namespace {
+
+constexpr int kMaxCudaDevices = 16;
+
+void check_cuda_index(int index) {
+  NURI_CHECK(index >= 0 && index < kMaxCudaDevices, "cuda device index ", index, " out of range");
+}
+
+#ifdef NURI_WITH_CUDA
+// One caching pool per GPU over cudaMalloc and cudaFree. The pools are made once and never
+// destroyed, so that a tensor outliving static destruction can still give its memory back.
+CachingPool& cuda_pool(int index) {
+  static const std::array<CachingPool*, kMaxCudaDevices> pools = [] {
+    std::array<CachingPool*, kMaxCudaDevices> made{};
+    for (int i = 0; i < kMaxCudaDevices; ++i) {
+      made[i] = new CachingPool([i](size_t bytes) { return cuda::malloc_device(i, bytes); },
+                                [i](void* ptr) { cuda::free_device(i, ptr); });
+    }
+    return made;
+  }();
+  check_cuda_index(index);
+  return *pools[index];
+}
+#endif
+
+}  // namespace
+
 MemoryCounters& cuda_memory(int index) {
-  static MemoryCounters counters[16];
-  NURI_CHECK(index >= 0 && index < 16, "cuda device index ", index, " out of range");
+  static MemoryCounters counters[kMaxCudaDevices];
+  check_cuda_index(index);
   return counters[index];
+}
+
+PoolStats cuda_pool_stats(int index) {
+  check_cuda_index(index);
+#ifdef NURI_WITH_CUDA
+  return cuda_pool(index).stats();
+#else
+  return {};
+#endif
+}
+
+void cuda_empty_cache(int index) {
+  check_cuda_index(index);
+#ifdef NURI_WITH_CUDA
+  cuda_pool(index).empty_cache();
+#endif
 }
 
 namespace {
@@ -71,7 +115,7 @@ void* device_alloc(Device device, size_t bytes) {
   }
 #ifdef NURI_WITH_CUDA
   MemoryCounters& counters = cuda_memory(device.index);  // checks the index before allocating
-  void* ptr = cuda::malloc_device(device.index, bytes == 0 ? 1 : bytes);
+  void* ptr = cuda_pool(device.index).allocate(bytes);
   counters.on_alloc(bytes);
   return ptr;
 #else
@@ -87,7 +131,7 @@ void device_free(Device device, void* ptr, size_t bytes) {
     return;
   }
 #ifdef NURI_WITH_CUDA
-  cuda::free_device(device.index, ptr);
+  cuda_pool(device.index).release(ptr);
   cuda_memory(device.index).on_free(bytes);
 #endif
 }

@@ -1,10 +1,11 @@
-// Memory for tensors: a 64-byte-aligned CPU allocator (and the CUDA one in cuda/) with statistics.
+// Memory for tensors: a 64-byte-aligned CPU allocator and a caching pool per GPU, with statistics.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <memory>
 
+#include "kernels/caching_pool.h"
 #include "kernels/device.h"
 
 namespace nuri {
@@ -38,7 +39,14 @@ MemoryCounters& cpu_memory();
 // Counters for all memory on the given GPU.
 MemoryCounters& cuda_memory(int index);
 
-// Allocates `bytes` (rounded up to the alignment) on `device`; never returns null.
+// The caching pool of GPU `index`: what it has reserved from the driver and reused (all zero in a
+// build without CUDA).
+PoolStats cuda_pool_stats(int index);
+// Returns GPU `index`'s cached blocks to the driver, as torch.cuda.empty_cache does.
+void cuda_empty_cache(int index);
+
+// Allocates `bytes` (rounded up to the alignment) on `device`; never returns null. GPU memory
+// comes from the device's caching pool.
 void* device_alloc(Device device, size_t bytes);
 // Frees memory from device_alloc; `bytes` must be the size it was asked for.
 void device_free(Device device, void* ptr, size_t bytes);
