@@ -15,7 +15,14 @@ int device_count() {
 void* malloc_device(int index, size_t bytes) {
   NURI_CUDA_CHECK(cudaSetDevice(index));
   void* ptr = nullptr;
-  NURI_CUDA_CHECK(cudaMalloc(&ptr, bytes));
+  const cudaError_t status = cudaMalloc(&ptr, bytes);
+  if (status != cudaSuccess) {
+    // Cleared so that the next launch check does not report it again once the caching pool has
+    // freed its cache and retried.
+    cudaGetLastError();
+    fail("cudaMalloc of ", bytes, " bytes on cuda:", index,
+         " failed: ", cudaGetErrorString(status));
+  }
   return ptr;
 }
 
