@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
-#include <vector>
+#include <unordered_map>
 
 #include "kernels/allocator.h"
 #include "kernels/caching_pool.h"
@@ -20,8 +20,7 @@ constexpr size_t kMiB = size_t{1} << 20;
 // Host memory with a byte budget: allocations past it fail as cudaMalloc does when the GPU is full.
 struct BudgetedHeap {
   size_t budget = SIZE_MAX, used = 0;
-  std::vector<void*> live;
-  std::vector<size_t> sizes;  // of the blocks in `live`
+  std::unordered_map<void*, size_t> live;  // blocks and their sizes
 
   CachingPool pool() {
     return CachingPool(
@@ -29,18 +28,12 @@ struct BudgetedHeap {
           NURI_CHECK(used + bytes <= budget, "out of memory allocating ", bytes, " bytes");
           void* ptr = std::malloc(bytes);
           used += bytes;
-          sizes.push_back(bytes);
-          live.push_back(ptr);
+          live.emplace(ptr, bytes);
           return ptr;
         },
         [this](void* ptr) {
-          for (size_t i = 0; i < live.size(); ++i) {
-            if (live[i] != ptr) continue;
-            used -= sizes[i];
-            live.erase(live.begin() + static_cast<std::ptrdiff_t>(i));
-            sizes.erase(sizes.begin() + static_cast<std::ptrdiff_t>(i));
-            break;
-          }
+          used -= live.at(ptr);
+          live.erase(ptr);
           std::free(ptr);
         });
   }
