@@ -36,7 +36,9 @@ def median(values):
     return values[len(values) // 2]
 
 
-def build_model(torch, cfg):
+def build_model(torch, cfg, sdpa=False):
+    """The decoder in torch ops; sdpa uses torch's fused scaled_dot_product_attention (training
+    only, no cache) in place of the math formulation."""
     nn = torch.nn
     dm, hq, hkv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim") or dm // hq
@@ -80,11 +82,15 @@ def build_model(torch, cfg):
             tk = k.shape[2]
             k = k.repeat_interleave(hq // hkv, dim=1)
             v = v.repeat_interleave(hq // hkv, dim=1)
-            scores = q @ k.transpose(-1, -2) * (hd ** -0.5)
-            if t > 1:
-                mask = torch.full((t, tk), float("-inf")).triu(tk - t + 1)
-                scores = scores + mask
-            a = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(b, t, hq * hd)
+            if sdpa:
+                a = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                scores = q @ k.transpose(-1, -2) * (hd ** -0.5)
+                if t > 1:
+                    mask = torch.full((t, tk), float("-inf"), device=x.device).triu(tk - t + 1)
+                    scores = scores + mask
+                a = torch.softmax(scores, dim=-1) @ v
+            a = a.transpose(1, 2).reshape(b, t, hq * hd)
             x = x + self.o_proj(a)
             h = self.post_attention_layernorm(x)
             return x + self.down_proj(torch.nn.functional.silu(self.gate_proj(h)) * self.up_proj(h))
@@ -98,11 +104,14 @@ def build_model(torch, cfg):
             self.lm_head = None
             if not cfg["tie_word_embeddings"]:
                 self.lm_head = nn.Linear(dm, cfg["vocab_size"], bias=False)
-            self.inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+            self.register_buffer(
+                "inv_freq", 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd)),
+                persistent=False)
 
         def forward(self, ids, start=0, caches=None, last_only=False):
             t = ids.shape[1]
-            freqs = torch.outer(torch.arange(start, start + t, dtype=torch.float32), self.inv_freq)
+            positions = torch.arange(start, start + t, dtype=torch.float32, device=ids.device)
+            freqs = torch.outer(positions, self.inv_freq)
             emb = torch.cat((freqs, freqs), dim=-1)
             cos, sin = emb.cos(), emb.sin()
             x = self.embed_tokens(ids)

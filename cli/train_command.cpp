@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "kernels/comm/communicator.h"
+#include "kernels/comm/nccl_communicator.h"
 #include "kernels/log.h"
 #include "train/omni_trainer.h"
 #include "train/trainer.h"
@@ -37,9 +38,14 @@ void add_train_command(CLI::App& app) {
     const std::unique_ptr<Communicator> world =
         make_world_communicator({.timeout_s = config.parallel.timeout_s});
     if (world->rank() > 0 && log_level() == LogLevel::info) set_log_level(LogLevel::warn);
+    // GPU ranks reduce over NCCL, bootstrapped by the MPI world.
+    const std::unique_ptr<Communicator> nccl =
+        config.train.device == "cuda" && world->size() > 1
+            ? make_nccl_communicator(*world, {.timeout_s = config.parallel.timeout_s})
+            : nullptr;
     std::signal(SIGINT, request_stop);
     std::signal(SIGTERM, request_stop);
-    const TrainOptions options{args->resume, &stop_requested, world.get()};
+    const TrainOptions options{args->resume, &stop_requested, nccl ? nccl.get() : world.get()};
     TrainSummary summary;
     try {
       summary = config.omni ? train_omni_model(config, options) : train_text_model(config, options);

@@ -116,7 +116,7 @@ void Decoder::save(const std::string& safetensors_path) const {
 
 Tensor Decoder::embed(const Tensor& ids) const {
   NURI_CHECK(ids.dim() == 2, "decoder: ids must be [B, T], not ", shape_str(ids.shape()));
-  return embedding(ids, at(embed_));
+  return embedding(ids.on(device()), at(embed_));
 }
 
 Tensor Decoder::logits(const Tensor& hidden) const {
@@ -143,13 +143,14 @@ Tensor Decoder::forward_hidden(const Tensor& embeddings, const Tensor& positions
   }
   const float eps = config_.rms_norm_eps, theta = config_.rope_theta;
   const bool multimodal = config_.uses_mrope();
+  const Tensor rotary_positions = positions.on(embeddings.device());
   NURI_CHECK(!multimodal || (positions.dim() >= 2 && positions.size(0) == 3),
              "decoder: a multimodal-RoPE model takes positions [3, T] or [3, B, T], not ",
              shape_str(positions.shape()));
   // Rotates queries or keys [B, T, H, Dh] by this model's rotary positions.
   const auto rotate = [&](const Tensor& x) {
-    return multimodal ? mrope(x, positions, config_.mrope_section, theta)
-                      : rope(x, positions, theta);
+    return multimodal ? mrope(x, rotary_positions, config_.mrope_section, theta)
+                      : rope(x, rotary_positions, theta);
   };
   Tensor x = embeddings;
   for (size_t i = 0; i < blocks_.size(); ++i) {
@@ -185,7 +186,7 @@ Tensor Decoder::loss(const Tensor& ids, const Tensor& targets) const {
   NURI_CHECK(targets.shape() == ids.shape(), "decoder loss: targets have shape ",
              shape_str(targets.shape()), " but ids have shape ", shape_str(ids.shape()));
   const Tensor out = forward(ids);
-  return cross_entropy(reshape(out, {-1, config_.vocab_size}), targets.view({-1}));
+  return cross_entropy(reshape(out, {-1, config_.vocab_size}), targets.on(out.device()).view({-1}));
 }
 
 }  // namespace nuri

@@ -22,7 +22,7 @@ Tensor position_ids(int64_t start, int64_t count);
 
 class Decoder {
  public:
-  // Allocates every parameter (f32, CPU) for `config`; call init() or load() next.
+  // Allocates every parameter (f32, CPU) for `config`; call init() or load() next, then to().
   explicit Decoder(const DecoderConfig& config);
 
   const DecoderConfig& config() const { return config_; }
@@ -38,6 +38,9 @@ class Decoder {
   void load(const std::string& safetensors_path);
   // Writes every parameter to a safetensors file atomically.
   void save(const std::string& safetensors_path) const;
+  // Moves every parameter to `device`; inputs on another device are moved to it in forward.
+  void to(const Device& device) { move_parameters(parameters_, device); }
+  Device device() const { return parameters_.front().tensor.device(); }
 
   // Logits [B, T, V] (f32) for ids [B, T] (i32 or i64). Without a cache the positions are 0..T-1;
   // with one, they continue from cache->length() and the new keys and values are appended. The

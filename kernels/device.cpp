@@ -38,6 +38,15 @@ int cuda_device_count() {
 #endif
 }
 
+void synchronize(const Device& device) {
+  if (device.is_cpu()) return;
+#ifdef NURI_WITH_CUDA
+  cuda::synchronize(device.index);
+#else
+  detail::no_cuda_kernel("synchronize");
+#endif
+}
+
 namespace detail {
 void no_cuda_kernel(const char* kernel) {
   fail(kernel, ": no CUDA kernel for this op", cuda_compiled() ? "" : " (built without CUDA)");

@@ -34,5 +34,8 @@ inline std::ostream& operator<<(std::ostream& out, const Device& device) {
 bool cuda_compiled();
 // Number of usable GPUs (0 when the build has no CUDA or no GPU is present).
 int cuda_device_count();
+// Waits until every kernel queued on `device` has finished (a no-op for the CPU, whose kernels
+// finish before they return); benchmarks time GPU work with it.
+void synchronize(const Device& device);
 
 }  // namespace nuri

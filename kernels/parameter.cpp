@@ -34,4 +34,14 @@ void load_parameters(const SafetensorsFile& file, std::vector<NamedParameter>& p
     param->copy_from(source.dtype() == DType::f32 ? source : source.to(DType::f32));
 }
 
+void move_parameters(std::vector<NamedParameter>& parameters, const Device& device) {
+  NoGradScope no_grad;
+  for (NamedParameter& p : parameters) {
+    if (p.tensor.device() == device) continue;
+    Tensor moved = p.tensor.detach().to(device);
+    moved.set_requires_grad();
+    p.tensor = moved;
+  }
+}
+
 }  // namespace nuri

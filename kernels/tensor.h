@@ -139,6 +139,8 @@ class Tensor {
   Tensor to(DType dtype) const;
   // Copy on another device (a new tensor even when the device already matches).
   Tensor to(Device device) const;
+  // This tensor when it is on `device` already, otherwise a copy there (not differentiable).
+  Tensor on(Device device) const { return this->device() == device ? *this : to(device); }
   Tensor clone() const;
   // Overwrites this tensor's elements with src's (same shape and dtype, any devices).
   void copy_from(const Tensor& src);

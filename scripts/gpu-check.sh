@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on a bare GPU machine: configure and build with ninja (media and MPI off, NCCL on when
 # found), run the `cuda` tests (among them the NCCL communicator at world size 1) and the CPU unit
-# tests, run the benchmarks, and print a short table last.
+# tests, run compute-sanitizer's memcheck and racecheck over the op parity tests, run the
+# benchmarks, and print a short table last.
 # Full logs go to the folder named by $1 or $NURI_GPU_LOG_DIR (default: gpu-logs). NURI_COMMIT names
 # the commit in the table where the copy on the GPU machine has no up-to-date git history.
 # Dependencies missing there travel in .gpu-deps/ (made here by scripts/gpu-deps.sh).
@@ -43,7 +44,15 @@ step cuda_tests ctest-cuda.log ctest --test-dir "$build" -L cuda --output-on-fai
   --no-tests=error
 step unit_tests ctest-unit.log ctest --test-dir "$build" -L unit -j 4 --timeout 300 --no-tests=error \
   --output-on-failure
+# compute-sanitizer over the op parity tests (it needs a runtime that exposes the GPU's debugger
+# interface; where it cannot attach, the step fails and its log says why).
+for tool in memcheck racecheck; do
+  step "$tool" "sanitizer-$tool.log" timeout 180 compute-sanitizer --tool "$tool" --error-exitcode 1 \
+    "$build/tests/nuri_op_tests" --gtest_filter='OpParityCuda.*'
+done
 step bench_ops bench-ops.log "$build/bin/nuri-bench-ops" --json "$logs/bench-ops.json"
+step bench_decoder bench-decoder.log python3 bench/decoder_gpu_vs_torch.py \
+  --bench "$build/bin/nuri-bench-decoder" --json "$logs/bench-decoder.json"
 
 summary() {  # the "N tests passed/failed" line of a ctest log, plus its skipped count
   local log=$logs/$1
@@ -57,10 +66,11 @@ summary() {  # the "N tests passed/failed" line of a ctest log, plus its skipped
 {
   echo "== nuri gpu-check $(date -u +%Y-%m-%dT%H:%MZ) commit ${NURI_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
   echo "gpu: $(cat "$logs/gpu.txt")"
-  for name in configure build cuda_tests unit_tests bench_ops; do printf '%-12s %s\n' "$name" "${status[$name]:-not run}"; done
+  for name in configure build cuda_tests unit_tests memcheck racecheck bench_ops bench_decoder; do printf '%-12s %s\n' "$name" "${status[$name]:-not run}"; done
   echo "nccl: $(grep -q '^NURI_NCCL:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null && echo "built (${NCCL_HOME:-toolkit})" || echo "not built")"
   echo "cuda tests: $(summary ctest-cuda.log)"
   echo "unit tests: $(summary ctest-unit.log)"
   grep -E "FAILED|Failed" "$logs/ctest-cuda.log" 2>/dev/null | head -20
   [[ -f $logs/bench-ops.log ]] && sed -n '/^benchmark/,$p' "$logs/bench-ops.log"
+  [[ -f $logs/bench-decoder.log ]] && sed -n '/^benchmark/,$p' "$logs/bench-decoder.log"
 } | tee "$logs/summary.txt"

@@ -174,6 +174,7 @@ nlohmann::json default_train_config() {
         {"seq_len", 128},
         {"grad_accum", 1},
         {"precision", "fp32"},
+        {"device", "cpu"},
         {"seed", 0},
         {"threads", 0},
         {"freeze", nlohmann::json::array()}}},
@@ -263,6 +264,7 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   c.train.seq_len = tr["seq_len"];
   c.train.grad_accum = tr["grad_accum"];
   c.train.precision = tr["precision"];
+  c.train.device = tr["device"];
   c.train.seed = tr["seed"];
   c.train.threads = tr["threads"];
   c.train.freeze = tr["freeze"].get<std::vector<std::string>>();
@@ -300,9 +302,11 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   non_negative("eval.batches", c.eval.batches);
   positive("log.every", c.log.every);
   non_negative("schedule.warmup_steps", c.schedule.warmup_steps);
-  NURI_CHECK(c.train.precision == "fp32", origin,
-             ": key 'train.precision' must be \"fp32\" on the CPU, got \"", c.train.precision,
+  NURI_CHECK(c.train.precision == "fp32" || c.train.precision == "bf16", origin,
+             ": key 'train.precision' must be \"fp32\" or \"bf16\", got \"", c.train.precision,
              "\"");
+  NURI_CHECK(c.train.device == "cpu" || c.train.device == "cuda", origin,
+             ": key 'train.device' must be \"cpu\" or \"cuda\", got \"", c.train.device, "\"");
   non_negative("parallel.dp", c.parallel.dp);
   NURI_CHECK(c.parallel.zero == 0 || c.parallel.zero == 1, origin,
              ": key 'parallel.zero' must be 0 or 1, got ", c.parallel.zero);

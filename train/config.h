@@ -63,7 +63,10 @@ struct TrainConfig {
     int64_t batch_size = 0;  // sequences per micro-batch
     int64_t seq_len = 0;     // tokens per sequence
     int64_t grad_accum = 1;  // micro-batches per optimizer step
-    std::string precision;   // "fp32" on CPU
+    // "fp32", or "bf16": linear layers multiply in bf16 (kernels/ops/linear.h GemmPrecision)
+    // with fp32 master weights, AdamW states and accumulation
+    std::string precision;
+    std::string device;  // "cpu", or "cuda": each rank on GPU local_rank % count
     uint64_t seed = 0;
     int threads = 0;                  // 0: the OpenMP default
     std::vector<std::string> freeze;  // modules not trained (fusion/omni_model.h kOmniModules)

@@ -1,11 +1,13 @@
 #include "train/data_parallel.h"
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <map>
 
+#include "kernels/autograd.h"
 #include "kernels/error.h"
+#include "kernels/ops/cast.h"
+#include "kernels/ops/elementwise.h"
 #include "kernels/safetensors.h"
 
 namespace nuri {
@@ -13,6 +15,11 @@ namespace nuri {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Sets every element of t (on any device) to value.
+void fill(Tensor t, double value) {
+  NURI_DISPATCH(t.device(), fill_elements, t, value);
+}
 
 constexpr const char* kWholeOptimizerFile = "optimizer.safetensors";
 constexpr const char* kStates[] = {"exp_avg", "exp_avg_sq"};
@@ -51,9 +58,10 @@ DataParallel::DataParallel(Communicator& communicator, std::vector<NamedParamete
   const int ranks = communicator.size(), rank = communicator.rank();
   reducing_ = ranks > 1 || zero_ == 1;
   offsets_.push_back(0);
+  device_ = parameters.empty() ? Device::cpu() : parameters.front().tensor.device();
   for (const NamedParameter& p : parameters) {
-    NURI_CHECK(p.tensor.dtype() == DType::f32 && p.tensor.device().is_cpu(),
-               "data parallel: parameter ", p.name, " is not an f32 CPU tensor");
+    NURI_CHECK(p.tensor.dtype() == DType::f32 && p.tensor.device() == device_,
+               "data parallel: parameter ", p.name, " is not an f32 tensor on ", device_);
     offsets_.push_back(offsets_.back() + p.tensor.numel());
   }
   const int64_t total = offsets_.back();
@@ -90,9 +98,9 @@ DataParallel::DataParallel(Communicator& communicator, std::vector<NamedParamete
   }
   if (!reducing_) return;
 
-  flat_grad_ = Tensor::zeros({total});
-  if (zero_ == 1) shard_grad_ = Tensor::zeros({shard_end_ - shard_begin_});
-  has_grad_ = Tensor::zeros({static_cast<int64_t>(parameters.size())});
+  flat_grad_ = Tensor::zeros({total}, DType::f32, device_);
+  if (zero_ == 1) shard_grad_ = Tensor::zeros({shard_end_ - shard_begin_}, DType::f32, device_);
+  has_grad_ = Tensor::zeros({static_cast<int64_t>(parameters.size())}, DType::f32, device_);
   taken_.assign(parameters.size(), false);
   bucket_of_.assign(parameters.size(), 0);
   // Backward completes the last parameters first (when they come in forward order), so buckets
@@ -125,15 +133,15 @@ GradientReady DataParallel::gradient_ready() {
 void DataParallel::take_gradient(size_t parameter) {
   Tensor& tensor = parameters_[parameter].tensor;
   const Tensor grad = tensor.grad();
-  float* out = flat_grad_.data<float>() + offsets_[parameter];
-  const int64_t n = offsets_[parameter + 1] - offsets_[parameter];
+  Tensor out = flat_grad_.outer_slice(offsets_[parameter], offsets_[parameter + 1]);
+  const auto index = static_cast<int64_t>(parameter);
   if (grad.defined()) {
-    std::memcpy(out, grad.data<float>(), static_cast<size_t>(n) * sizeof(float));
-    has_grad_.data<float>()[parameter] = 1.0f;
+    out.copy_from(grad.view({-1}));
+    fill(has_grad_.outer_slice(index, index + 1), 1.0);
     tensor.clear_grad();
   } else {
-    std::fill(out, out + n, 0.0f);
-    has_grad_.data<float>()[parameter] = 0.0f;
+    fill(out, 0.0);
+    fill(has_grad_.outer_slice(index, index + 1), 0.0);
   }
   taken_[parameter] = true;
   --buckets_[bucket_of_[parameter]].waiting;
@@ -182,14 +190,14 @@ void DataParallel::finish_reduction() {
 
   const float mean = 1.0f / static_cast<float>(communicator_.size());
   Tensor& averaged = zero_ == 0 ? flat_grad_ : shard_grad_;
-  float* g = averaged.data<float>();
-  const int64_t n = averaged.numel();
-#pragma omp parallel for schedule(static)
-  for (int64_t j = 0; j < n; ++j) g[j] *= mean;
-
+  {
+    NoGradScope no_grad;
+    averaged.copy_from(scale(averaged, mean));
+  }
+  const std::vector<float> has_grad = has_grad_.to_vector();
   for (size_t k = 0; k < pieces_.size(); ++k) {
     const Piece& piece = pieces_[k];
-    if (has_grad_.data<float>()[piece.parameter] == 0.0f) continue;
+    if (has_grad[piece.parameter] == 0.0f) continue;
     const int64_t start = offsets_[piece.parameter] + piece.begin;
     if (zero_ == 0) {
       Tensor& tensor = parameters_[piece.parameter].tensor;
@@ -203,13 +211,13 @@ void DataParallel::finish_reduction() {
 
 void DataParallel::all_gather_parameters() {
   // The flattened parameters, this rank's shard filled in from its pieces.
-  Tensor shard = Tensor::empty({shard_end_ - shard_begin_});
+  Tensor shard = Tensor::empty({shard_end_ - shard_begin_}, DType::f32, device_);
   for (size_t k = 0; k < pieces_.size(); ++k) {
     const int64_t start = offsets_[pieces_[k].parameter] + pieces_[k].begin - shard_begin_;
-    std::memcpy(shard.data<float>() + start, shard_params_[k].tensor.data<float>(),
-                static_cast<size_t>(shard_params_[k].tensor.numel()) * sizeof(float));
+    shard.outer_slice(start, start + shard_params_[k].tensor.numel())
+        .copy_from(shard_params_[k].tensor);
   }
-  Tensor whole = Tensor::empty({offsets_.back()});
+  Tensor whole = Tensor::empty({offsets_.back()}, DType::f32, device_);
   communicator_.all_gather(shard, whole, shard_counts_);
   for (size_t i = 0; i < parameters_.size(); ++i) {
     parameters_[i].tensor.view({-1}).copy_from(whole.outer_slice(offsets_[i], offsets_[i + 1]));
@@ -268,13 +276,15 @@ void DataParallel::load_optimizer(const std::string& dir) {
       NURI_CHECK(saved.dtype() == DType::f32 && saved.numel() == end - begin, file.path(),
                  ": optimizer state '", key, "' holds ", saved.numel(), " ",
                  dtype_name(saved.dtype()), " values for a range of ", end - begin, " f32");
-      const float* from = saved.data<float>();
+      const Tensor from = saved.view({-1});
       for (size_t k : pieces_of[i]) {
         const auto [a, b] = overlap(begin, end, pieces_[k].begin, pieces_[k].end);
         if (a == b) continue;
         Tensor& target = s == 0 ? optimizer_->exp_avg(k) : optimizer_->exp_avg_sq(k);
-        std::memcpy(target.data<float>() + (a - pieces_[k].begin), from + (a - begin),
-                    static_cast<size_t>(b - a) * sizeof(float));
+        target
+            .view({-1})  // the states may live on a GPU
+            .outer_slice(a - pieces_[k].begin, b - pieces_[k].begin)
+            .copy_from(from.outer_slice(a - begin, b - begin));
         if (s == 0) covered[k] += b - a;
       }
     }

@@ -134,6 +134,9 @@ PackedDataset ensure_pack(const TrainConfig& config, const std::string& split,
 
 TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& options) {
   NURI_CHECK(config.omni, "train_omni_model: the config's model.type is not \"omni\"");
+  NURI_CHECK(config.train.device == "cpu",
+             "config: train.device \"cuda\" trains text models so far; the omni model trains on "
+             "the CPU (train.device \"cpu\")");
   if (config.train.threads > 0) omp_set_num_threads(config.train.threads);
   const auto& tc = config.train;
   check_fresh_run(config, options);

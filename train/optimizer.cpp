@@ -8,28 +8,6 @@
 
 namespace nuri {
 
-namespace {
-
-// Sum of x^2 in double over fixed-size chunks added in order: the same bits at any thread count.
-double sum_of_squares(const float* x, int64_t n) {
-  constexpr int64_t kChunk = 1 << 16;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> partial(chunks);
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
-    double local = 0;
-    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
-      local += static_cast<double>(x[i]) * x[i];
-    }
-    partial[c] = local;
-  }
-  double total = 0;
-  for (double value : partial) total += value;
-  return total;
-}
-
-}  // namespace
-
 double warmup_cosine_lr(int64_t step, int64_t total_steps, int64_t warmup_steps, double peak_lr,
                         double min_ratio) {
   if (warmup_steps > 0 && step <= warmup_steps) {
@@ -57,20 +35,19 @@ AdamW::AdamW(std::vector<NamedParameter>& parameters, const AdamWOptions& option
   NURI_CHECK(decays_.size() == parameters_.size(), "adamw: ", decays_.size(),
              " weight-decay flags for ", parameters_.size(), " parameters");
   for (const auto& p : parameters_) {
-    exp_avg_.push_back(Tensor::zeros(p.tensor.shape()));
-    exp_avg_sq_.push_back(Tensor::zeros(p.tensor.shape()));
+    exp_avg_.push_back(Tensor::zeros(p.tensor.shape(), DType::f32, p.tensor.device()));
+    exp_avg_sq_.push_back(Tensor::zeros(p.tensor.shape(), DType::f32, p.tensor.device()));
   }
 }
 
 StepResult AdamW::step(double lr) {
   NoGradScope no_grad;
   StepResult result;
-  double squares = 0;
+  std::vector<Tensor> grads;
   for (const auto& p : parameters_) {
-    const Tensor grad = p.tensor.grad();
-    if (!grad.defined()) continue;
-    squares += sum_of_squares(grad.data<float>(), grad.numel());
+    if (Tensor grad = p.tensor.grad(); grad.defined()) grads.push_back(grad);
   }
+  double squares = sum_of_squares(grads);
   if (reduce_squares_) squares = reduce_squares_(squares);
   result.grad_norm = std::sqrt(squares);
   if (!std::isfinite(result.grad_norm)) {
@@ -82,22 +59,17 @@ StepResult AdamW::step(double lr) {
                          ? static_cast<float>(grad_clip_ / (result.grad_norm + 1e-6))
                          : 1.0f;
   ++step_;
+  std::vector<AdamWTensors> entries;
   for (size_t i = 0; i < parameters_.size(); ++i) {
-    Tensor& param = parameters_[i].tensor;
-    const Tensor grad = param.grad();
+    const Tensor& param = parameters_[i].tensor;
+    Tensor grad = param.grad();
     if (!grad.defined()) continue;
-    if (clip != 1.0f) {  // each leaf owns its gradient buffer, so it is scaled in place
-      float* g = grad.data<float>();
-      const int64_t n = grad.numel();
-#pragma omp parallel for schedule(static)
-      for (int64_t j = 0; j < n; ++j) g[j] *= clip;
-    }
-    AdamWOptions options = options_;
-    options.lr = static_cast<float>(lr) * lr_scales_[i];
-    if (!decays_[i]) options.weight_decay = 0;
-    adamw_step(param, grad, exp_avg_[i], exp_avg_sq_[i], options, step_);
-    param.clear_grad();
+    const float weight_decay = decays_[i] ? options_.weight_decay : 0.0f;
+    entries.push_back({param, grad, exp_avg_[i], exp_avg_sq_[i],
+                       static_cast<float>(lr) * lr_scales_[i], weight_decay});
   }
+  adamw_multi_step(entries, options_, clip, step_);
+  for (auto& p : parameters_) p.tensor.clear_grad();
   return result;
 }
 

@@ -39,6 +39,7 @@ TrainSummary train_text_model(const TrainConfig& config, const TrainOptions& opt
   if (config.train.threads > 0) omp_set_num_threads(config.train.threads);
   const auto& tc = config.train;
   check_fresh_run(config, options);
+  const Device device = training_device(config, options);
   const Tokenizer tokenizer =
       rank_zero_first(options, [&] { return ensure_tokenizer(config, config.data.train); });
   const DecoderConfig mc = decoder_config(config, tokenizer);
@@ -54,10 +55,11 @@ TrainSummary train_text_model(const TrainConfig& config, const TrainOptions& opt
   });
 
   Decoder model(mc);
-  if (options.resume.empty()) {
+  if (options.resume.empty()) {  // on the CPU, so that every device starts from the same weights
     Generator generator{tc.seed, 0};
     model.init(generator);
   }
+  model.to(device);
   const WindowLoader train_loader(train_stream, tc.seq_len, tc.seed);
   std::optional<WindowLoader> valid_loader;
   int64_t eval_windows = 0;

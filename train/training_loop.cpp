@@ -13,6 +13,7 @@
 #include "kernels/file_io.h"
 #include "kernels/log.h"
 #include "kernels/ops/elementwise.h"
+#include "kernels/ops/linear.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
 #include "train/metrics.h"
@@ -61,9 +62,22 @@ DecoderConfig decoder_config(const TrainConfig& config, const Tokenizer& tokeniz
   return model;
 }
 
+Device training_device(const TrainConfig& config, const TrainOptions& options) {
+  if (config.train.device == "cpu") return Device::cpu();
+  NURI_CHECK(cuda_compiled(),
+             "config: train.device is \"cuda\" but this build has no CUDA backend (configure with "
+             "-DNURI_CUDA=ON)");
+  const int devices = cuda_device_count();
+  NURI_CHECK(devices > 0, "config: train.device is \"cuda\" but no GPU is visible");
+  const int local_rank = options.communicator ? options.communicator->local_rank() : 0;
+  return Device::cuda(local_rank % devices);
+}
+
 TrainSummary run_training(const TrainConfig& config, const TrainOptions& options, TrainingJob& job,
                           const Tokenizer& tokenizer) {
   const auto& tc = config.train;
+  const GemmPrecisionScope precision(tc.precision == "bf16" ? GemmPrecision::bf16
+                                                            : GemmPrecision::f32);
   const std::unique_ptr<Communicator> alone =
       options.communicator ? nullptr : make_single_communicator();
   Communicator& communicator = options.communicator ? *options.communicator : *alone;
@@ -100,7 +114,10 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
     optimizer.set_steps_taken(state.step - state.skipped_steps);
     log_info("resuming from ", dir, " at step ", state.step);
   }
-  log_info(job.description, "; ", omp_get_max_threads(), " threads",
+  const Device device = job.parameters.empty() ? Device::cpu() : job.parameters[0].tensor.device();
+  log_info(job.description, "; ",
+           device.is_cpu() ? cat(omp_get_max_threads(), " threads") : cat("on ", device),
+           tc.precision == "bf16" ? ", bf16 GEMMs" : "",
            ranks > 1 ? cat(" on each of ", ranks, " data-parallel ranks (ZeRO-",
                            config.parallel.zero, ")")
                      : std::string());

@@ -52,6 +52,9 @@ Tokenizer ensure_tokenizer(const TrainConfig& config, const std::vector<std::str
 // The decoder config with the vocabulary and end-of-text id taken from the tokenizer.
 DecoderConfig decoder_config(const TrainConfig& config, const Tokenizer& tokenizer);
 
+// The device this rank trains on: the CPU, or for train.device "cuda" GPU local_rank % count. A
+// build without CUDA or a machine without a GPU is an error that says so.
+Device training_device(const TrainConfig& config, const TrainOptions& options);
 // Runs `prepare` on rank 0 first, then on the other ranks: what rank 0 writes (a tokenizer, token
 // shards, packs) the others find in place instead of writing it at the same time.
 template <class Prepare>

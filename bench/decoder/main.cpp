@@ -1,8 +1,10 @@
-// nuri-bench-decoder: the decoder backbone on the CPU. For each model size it measures training
-// (forward, backward and an AdamW step over every parameter) in tokens/s with the time of each
-// phase, the peak resident memory of that run, and generation at batch 1 (prefill and decode
-// tokens/s through generate()). --json writes the figures and the exact model configs, which
-// bench/decoder_vs_torch.py reads to build the same models in PyTorch.
+// nuri-bench-decoder: the decoder backbone. For each model size it measures training (forward,
+// backward and an AdamW step over every parameter) in tokens/s with the time of each phase; on the
+// CPU also the peak resident memory of that run and generation at batch 1 (prefill and decode
+// tokens/s through generate()), on a GPU (--device cuda) also the model FLOPs utilisation and the
+// GPT-2-small and -medium sizes. --json writes the figures and the exact model configs, which
+// bench/decoder_vs_torch.py and bench/decoder_gpu_vs_torch.py read to build the same models in
+// PyTorch.
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +21,7 @@
 #include "decoder/model.h"
 #include "decoder/sampling.h"
 #include "kernels/autograd.h"
+#include "kernels/device.h"
 #include "kernels/ops/activation.h"
 #include "kernels/ops/adamw.h"
 #include "kernels/ops/attention.h"
@@ -79,6 +82,42 @@ Workload medium() {
   return {"48m", c, 4, 256, 256, 64};
 }
 
+// GPT-2 small's size (124M parameters with tied embeddings of its 50,257-token vocabulary) as a
+// Llama-style decoder: the SwiGLU width 2048 keeps GPT-2's 4.7M MLP weights per layer. GPU only.
+Workload gpt2_small() {
+  DecoderConfig c;
+  c.vocab_size = 50257;
+  c.hidden_size = 768;
+  c.intermediate_size = 2048;
+  c.num_hidden_layers = 12;
+  c.num_attention_heads = 12;
+  c.num_key_value_heads = 12;
+  c.max_position_embeddings = 1024;
+  c.tie_word_embeddings = true;
+  return {"124m", c, 8, 1024, 0, 0};
+}
+
+// GPT-2 medium's size (350M parameters) likewise: width 1024, 24 layers, SwiGLU width 2816. GPU
+// only.
+Workload gpt2_medium() {
+  Workload w = gpt2_small();
+  w.name = "350m";
+  w.config.hidden_size = 1024;
+  w.config.intermediate_size = 2816;
+  w.config.num_hidden_layers = 24;
+  w.config.num_attention_heads = 16;
+  w.config.num_key_value_heads = 16;
+  return w;
+}
+
+// Training FLOPs per token: 6 per parameter (forward and backward) plus attention's score and
+// value products, 12 x layers x width x sequence (PaLM's count, causal masking not discounted).
+double training_flops_per_token(const Workload& w) {
+  const DecoderConfig& c = w.config;
+  return 6.0 * static_cast<double>(c.parameter_count()) +
+         12.0 * static_cast<double>(c.num_hidden_layers * c.hidden_size * w.seq);
+}
+
 // Peak resident set size since the last reset_peak_rss(), in MiB (VmHWM).
 double peak_rss_mib() {
   std::ifstream status("/proc/self/status");
@@ -113,17 +152,21 @@ void add_row(nlohmann::json& rows, const std::string& model, const std::string& 
   rows.push_back({{"model", model}, {"name", name}, {"value", value}, {"unit", unit}});
 }
 
-void bench_training(const Workload& w, int steps, nlohmann::json& rows) {
+// Training steps (forward, backward, one multi-tensor AdamW step) on `device`, each timed to the
+// end of its GPU work. With peak_tflops > 0, also the model FLOPs utilisation against that peak.
+void bench_training(const Workload& w, int steps, const Device& device, double peak_tflops,
+                    nlohmann::json& rows) {
   Decoder model(w.config);
   Generator gen{1, 0};
   model.init(gen);
+  model.to(device);
   std::vector<Tensor> m, v;
   for (const NamedParameter& p : model.parameters()) {
-    m.push_back(Tensor::zeros(p.tensor.shape()));
-    v.push_back(Tensor::zeros(p.tensor.shape()));
+    m.push_back(Tensor::zeros(p.tensor.shape(), DType::f32, device));
+    v.push_back(Tensor::zeros(p.tensor.shape(), DType::f32, device));
   }
-  const Tensor ids = random_ids(w.batch, w.seq, w.config.vocab_size, 1);
-  const Tensor targets = random_ids(w.batch, w.seq, w.config.vocab_size, 2);
+  const Tensor ids = random_ids(w.batch, w.seq, w.config.vocab_size, 1).to(device);
+  const Tensor targets = random_ids(w.batch, w.seq, w.config.vocab_size, 2).to(device);
   const AdamWOptions adamw{.lr = 1e-4f, .weight_decay = 0.1f};
   std::vector<double> forward_s, backward_s, optimizer_s, step_s;
   for (int step = 0; step <= steps; ++step) {  // step 0 warms up
@@ -134,14 +177,19 @@ void bench_training(const Workload& w, int steps, nlohmann::json& rows) {
       TapeScope scope(tape);
       loss = model.loss(ids, targets);
     }
+    synchronize(device);
     const double forward = seconds_since(start);
     tape.backward(loss);
+    synchronize(device);
     const double backward = seconds_since(start) - forward;
+    std::vector<AdamWTensors> entries;
     for (size_t i = 0; i < model.parameters().size(); ++i) {
-      Tensor& param = model.parameters()[i].tensor;
-      adamw_step(param, param.grad(), m[i], v[i], adamw, step + 1);
-      param.clear_grad();
+      const Tensor& param = model.parameters()[i].tensor;
+      entries.push_back({param, param.grad(), m[i], v[i], adamw.lr, adamw.weight_decay});
     }
+    adamw_multi_step(entries, adamw, 1.0f, step + 1);
+    for (NamedParameter& p : model.parameters()) p.tensor.clear_grad();
+    synchronize(device);
     const double total = seconds_since(start);
     if (step == 0) continue;
     forward_s.push_back(forward);
@@ -149,11 +197,15 @@ void bench_training(const Workload& w, int steps, nlohmann::json& rows) {
     optimizer_s.push_back(total - forward - backward);
     step_s.push_back(total);
   }
-  const double tokens = static_cast<double>(w.batch * w.seq);
-  add_row(rows, w.name, "train tokens/s", tokens / median(step_s), "tokens/s");
+  const double tokens_per_s = static_cast<double>(w.batch * w.seq) / median(step_s);
+  add_row(rows, w.name, "train tokens/s", tokens_per_s, "tokens/s");
   add_row(rows, w.name, "train forward", median(forward_s) * 1e3, "ms/step");
   add_row(rows, w.name, "train backward", median(backward_s) * 1e3, "ms/step");
   add_row(rows, w.name, "train adamw", median(optimizer_s) * 1e3, "ms/step");
+  if (peak_tflops > 0) {
+    const double mfu = tokens_per_s * training_flops_per_token(w) / (peak_tflops * 1e12);
+    add_row(rows, w.name, "train MFU", 100.0 * mfu, "%");
+  }
 }
 
 void bench_generation(const Workload& w, int runs, nlohmann::json& rows) {
@@ -266,12 +318,19 @@ void bench_breakdown(const Workload& w, nlohmann::json& rows) {
 }  // namespace nuri
 
 int main(int argc, char** argv) {
-  CLI::App app{"nuri decoder benchmarks (CPU)", "nuri-bench-decoder"};
-  std::string json_path, tiny_config = "configs/tiny-text.json", only;
+  CLI::App app{"nuri decoder benchmarks", "nuri-bench-decoder"};
+  std::string json_path, tiny_config = "configs/tiny-text.json", only, device_name = "cpu";
+  std::string precision = "fp32";
+  double peak_tflops = 989;
   int threads = omp_get_max_threads(), steps = 5, runs = 3;
   app.add_option("--json", json_path, "Also write the figures and model configs to this file");
   app.add_option("--tiny-config", tiny_config, "The tiny-text training config");
-  app.add_option("--model", only, "Run only this model (tiny-text or 48m)");
+  app.add_option("--model", only, "Run only this model (tiny-text, 48m; on a GPU also 124m, 350m)");
+  app.add_option("--device", device_name, "cpu, cuda or cuda:N (a GPU runs training only)");
+  app.add_option("--precision", precision, "fp32, or bf16: linear layers multiply in bf16")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--peak-tflops", peak_tflops,
+                 "The GPU's dense bf16 peak for MFU (989: H100 SXM); 0 leaves MFU out");
   app.add_option("--threads", threads, "Threads for OpenMP and OpenBLAS")
       ->check(CLI::PositiveNumber);
   app.add_option("--steps", steps, "Timed training steps per model")->check(CLI::PositiveNumber);
@@ -284,11 +343,21 @@ int main(int argc, char** argv) {
   openblas_set_num_threads(threads);
   try {
     using namespace nuri;
+    const Device device = Device::parse(device_name);
+    const GemmPrecisionScope gemm_precision(precision == "bf16" ? GemmPrecision::bf16
+                                                                : GemmPrecision::f32);
     std::vector<Workload> workloads = {tiny_text(tiny_config), medium()};
-    NURI_CHECK(only.empty() || only == "tiny-text" || only == "48m", "--model: unknown model '",
-               only, "' (tiny-text or 48m)");
-    nlohmann::json out = {{"threads", threads}, {"rows", nlohmann::json::array()}};
-    std::printf("nuri-bench-decoder: %d threads\n", threads);
+    if (device.is_cuda()) workloads.insert(workloads.end(), {gpt2_small(), gpt2_medium()});
+    const bool known = std::any_of(workloads.begin(), workloads.end(),
+                                   [&](const Workload& w) { return w.name == only; });
+    NURI_CHECK(only.empty() || known, "--model: unknown model '", only, "' on ", device,
+               " (tiny-text, 48m; on a GPU also 124m, 350m)");
+    nlohmann::json out = {{"threads", threads},
+                          {"device", device.str()},
+                          {"precision", precision},
+                          {"rows", nlohmann::json::array()}};
+    std::printf("nuri-bench-decoder: %s, %s, %d threads\n", device.str().c_str(), precision.c_str(),
+                threads);
     for (const Workload& w : workloads) {
       if (!only.empty() && w.name != only) continue;
       std::printf("%s: %.1fM parameters, train batch %lld x seq %lld, generate %lld + %lld\n",
@@ -301,8 +370,12 @@ int main(int argc, char** argv) {
                                {"prompt", w.prompt},
                                {"new_tokens", w.new_tokens}};
       if (list) continue;
+      if (device.is_cuda()) {
+        bench_training(w, steps, device, peak_tflops, out["rows"]);
+        continue;
+      }
       reset_peak_rss();
-      bench_training(w, steps, out["rows"]);
+      bench_training(w, steps, device, 0, out["rows"]);
       add_row(out["rows"], w.name, "train peak RSS", peak_rss_mib(), "MiB");
       bench_generation(w, runs, out["rows"]);
       if (breakdown) bench_breakdown(w, out["rows"]);

@@ -1,5 +1,7 @@
 // CPU kernels of linear: three GEMMs through OpenBLAS that read the operands in place (the
-// transposes are sgemm flags, never copies), plus the bias broadcast and its column sums.
+// transposes are sgemm flags, never copies), plus the bias broadcast and its column sums. bf16
+// operands (mixed precision) are widened to f32 first, and the output gradient rounded through
+// bf16, so the products are those of the GPU's bf16 GEMMs.
 #include "kernels/ops/linear.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/parallel.h"
@@ -7,9 +9,24 @@
 #include "kernels/ops/reduce.h"
 
 namespace nuri::cpu {
+namespace {
 
-void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t rows,
+// An operand as f32: itself when f32, else widened (bf16 values are exact in f32).
+Tensor as_f32(const Tensor& t) {
+  return !t.defined() || t.dtype() == DType::f32 ? t : t.to(DType::f32);
+}
+
+// The output gradient as the GEMMs read it: rounded to bf16 when the operands are bf16.
+Tensor gemm_grad(const Tensor& grad, const Tensor& operand) {
+  return operand.defined() && operand.dtype() == DType::bf16 ? grad.to(DType::bf16).to(DType::f32)
+                                                             : grad;
+}
+
+}  // namespace
+
+void linear_forward(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias, int64_t rows,
                     Tensor& out) {
+  const Tensor x = as_f32(x_in), weight = as_f32(weight_in);
   checks::cpu_f32("linear", x, "x");
   const int64_t in = weight.size(1);
   const int64_t n = weight.size(0);
@@ -28,10 +45,12 @@ void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, i
         bias.defined() ? 1.0f : 0.0f, y, n);
 }
 
-void linear_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, int64_t rows,
+void linear_backward(const Tensor& grad, const Tensor& x_in, const Tensor& weight_in, int64_t rows,
                      Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias) {
   checks::cpu_f32("linear backward", grad, "grad");
-  const float* g = grad.data<float>();
+  const Tensor x = as_f32(x_in), weight = as_f32(weight_in);
+  const Tensor gemm_g = gemm_grad(grad, x_in.defined() ? x_in : weight_in);
+  const float* g = gemm_g.data<float>();
   const int64_t n = grad.size(-1);
   if (grad_x.defined()) {
     const int64_t in = weight.size(1);

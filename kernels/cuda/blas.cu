@@ -1,6 +1,7 @@
-// cuBLASLt GEMMs in f32. A row-major product C = op(A) op(B) is the column-major product
-// C^T = op(B)^T op(A)^T, and a row-major matrix is its transpose read column-major, so B is
-// passed as cuBLASLt's first operand and A as its second, each with its own transpose flag.
+// cuBLASLt GEMMs with f32 or bf16 inputs, f32 outputs and f32 accumulation. A row-major product C =
+// op(A) op(B) is the column-major product C^T = op(B)^T op(A)^T, and a row-major matrix is its
+// transpose read column-major, so B is passed as cuBLASLt's first operand and A as its second, each
+// with its own transpose flag.
 #include "kernels/cuda/blas.h"
 
 #include <cublasLt.h>
@@ -72,10 +73,11 @@ uint32_t alignment_of(const void* pointer) {
   return alignment;
 }
 
-// A column-major f32 layout of rows x cols with leading dimension ld, batched at `stride`.
-void make_layout(OwnedLayout& layout, int64_t rows, int64_t cols, int64_t ld, int64_t batches,
-                 int64_t stride) {
-  NURI_CUDA_CHECK(cublasLtMatrixLayoutCreate(&layout.value, CUDA_R_32F, static_cast<uint64_t>(rows),
+// A column-major layout of `type` elements, rows x cols with leading dimension ld, batched at
+// `stride`.
+void make_layout(OwnedLayout& layout, cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld,
+                 int64_t batches, int64_t stride) {
+  NURI_CUDA_CHECK(cublasLtMatrixLayoutCreate(&layout.value, type, static_cast<uint64_t>(rows),
                                              static_cast<uint64_t>(cols), ld));
   if (batches == 1) return;
   const int32_t count = static_cast<int32_t>(batches);
@@ -95,10 +97,12 @@ void scale_rows(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t
   });
 }
 
-// What fixes a GEMM's descriptors and algorithm: the device, the transposes, whether a bias is
-// added, the extents, leading dimensions, batches and strides, and the operands' alignments.
+// What fixes a GEMM's descriptors and algorithm: the device, the input type, the transposes,
+// whether a bias is added, the extents, leading dimensions, batches and strides, and the operands'
+// alignments.
 struct PlanKey {
   int device;
+  GemmInputs inputs;
   bool transpose_a, transpose_b, has_bias;
   std::array<int64_t, 10> extents;     // m, n, k, lda, ldb, ldc, batches, stride_a, _b, _c
   std::array<uint32_t, 3> alignments;  // of a, b and c
@@ -138,11 +142,12 @@ const Plan& plan_for(const PlanKey& key, cublasLtHandle_t handle) {
                                                    &epilogue, sizeof(epilogue)));
   }
   // Column-major: the first operand is B's memory ([n, k] after its op), the second A's ([k, m]).
-  make_layout(plan->first, key.transpose_b ? k : n, key.transpose_b ? n : k, ldb, batches,
-              stride_b);
-  make_layout(plan->second, key.transpose_a ? m : k, key.transpose_a ? k : m, lda, batches,
-              stride_a);
-  make_layout(plan->out, n, m, ldc, batches, stride_c);
+  const cudaDataType_t input_type = key.inputs == GemmInputs::bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  make_layout(plan->first, input_type, key.transpose_b ? k : n, key.transpose_b ? n : k, ldb,
+              batches, stride_b);
+  make_layout(plan->second, input_type, key.transpose_a ? m : k, key.transpose_a ? k : m, lda,
+              batches, stride_a);
+  make_layout(plan->out, CUDA_R_32F, n, m, ldc, batches, stride_c);
   OwnedPreference preference;
   NURI_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&preference.value));
   const uint64_t workspace_bytes = kWorkspaceBytes;
@@ -164,8 +169,8 @@ const Plan& plan_for(const PlanKey& key, cublasLtHandle_t handle) {
   NURI_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(
       handle, plan->desc.value, plan->first.value, plan->second.value, plan->out.value,
       plan->out.value, preference.value, 1, &choice, &found));
-  NURI_CHECK(found > 0, "cuBLASLt: no algorithm for a ", m, "x", n, "x", k, " f32 GEMM (", batches,
-             " batches)");
+  NURI_CHECK(found > 0, "cuBLASLt: no algorithm for a ", m, "x", n, "x", k,
+             key.inputs == GemmInputs::bf16 ? " bf16" : " f32", " GEMM (", batches, " batches)");
   plan->algo = choice.algo;
   if (plans.size() >= kMaxPlans) plans.clear();
   return *plans.emplace(key, std::move(plan)).first->second;
@@ -173,15 +178,16 @@ const Plan& plan_for(const PlanKey& key, cublasLtHandle_t handle) {
 
 }  // namespace
 
-void sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
-           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
-           int64_t batches, int64_t stride_a, int64_t stride_b, int64_t stride_c,
-           const float* bias) {
+void gemm(GemmInputs inputs, bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
+          const void* a, int64_t lda, const void* b, int64_t ldb, float beta, float* c, int64_t ldc,
+          int64_t batches, int64_t stride_a, int64_t stride_b, int64_t stride_c,
+          const float* bias) {
   if (m == 0 || n == 0 || batches == 0) return;
   int device = 0;
   NURI_CUDA_CHECK(cudaGetDevice(&device));
   if (k == 0) return scale_rows(m, n, beta, c, ldc, batches, stride_c, bias, device);
   const PlanKey key{device,
+                    inputs,
                     transpose_a,
                     transpose_b,
                     bias != nullptr,

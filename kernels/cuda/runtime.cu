@@ -38,6 +38,11 @@ void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, si
   NURI_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
 }
 
+void synchronize(int index) {
+  NURI_CUDA_CHECK(cudaSetDevice(index));
+  NURI_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
 void zero_device(int index, void* ptr, size_t bytes) {
   NURI_CUDA_CHECK(cudaSetDevice(index));
   NURI_CUDA_CHECK(cudaMemset(ptr, 0, bytes));

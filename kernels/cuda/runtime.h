@@ -12,6 +12,8 @@ void* malloc_device(int index, size_t bytes);
 void free_device(int index, void* ptr);
 // Copies `bytes` between any mix of host and device pointers, then waits for it.
 void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes);
+// Waits for every kernel queued on GPU `index`; a failed kernel's error surfaces here.
+void synchronize(int index);
 // Sets `bytes` of device memory to zero.
 void zero_device(int index, void* ptr, size_t bytes);
 

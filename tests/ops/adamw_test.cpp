@@ -124,5 +124,119 @@ NURI_OP_SUITE(OpSuite{
     },
     /*differentiable=*/false});
 
+// Several parameters of different sizes (one spanning several GPU chunks), each with its own
+// learning rate and decay, clipped by one grad_scale, in one multi-tensor step.
+NURI_OP_SUITE(OpSuite{
+    "adamw_multi_step",
+    [](CaseRng& rng) {
+      std::vector<OpCase> cases;
+      const std::vector<std::vector<Shape>> groups = {
+          {{5}, {3, 7}, {300, 301}}, {{1}}, {{2, 3}, {0}, {4}}};
+      for (size_t k = 0; k < groups.size(); ++k) {
+        const std::vector<Shape>& shapes = groups[k];
+        const float grad_scale = k == 1 ? 1.0f : 0.37f;
+        const int64_t step = k == 2 ? 1 : 12;
+        AdamWOptions o{.beta1 = 0.85f, .beta2 = 0.98f, .eps = 1e-6f};
+        std::vector<float> lrs, decays;
+        OpCase c;
+        c.label = "group " + std::to_string(k);
+        for (size_t t = 0; t < shapes.size(); ++t) {
+          lrs.push_back(static_cast<float>(rng.uniform_real(1e-3, 5e-2)));
+          decays.push_back(t % 2 == 0 ? 0.1f : 0.0f);
+          const Shape& s = shapes[t];
+          c.inputs.push_back(rng.normal(s));
+          c.inputs.push_back(rng.normal(s, 0.3f));
+          c.inputs.push_back(step == 1 ? Tensor::zeros(s) : rng.normal(s, 0.1f));
+          c.inputs.push_back(step == 1 ? Tensor::zeros(s) : rng.uniform(s, 0.0f, 0.05f));
+        }
+        c.run = [o, lrs, decays, grad_scale, step](const std::vector<Tensor>& in) {
+          std::vector<AdamWTensors> entries;
+          std::vector<Tensor> out;
+          for (size_t t = 0; t < lrs.size(); ++t) {
+            entries.push_back({in[4 * t].clone(), in[4 * t + 1], in[4 * t + 2].clone(),
+                               in[4 * t + 3].clone(), lrs[t], decays[t]});
+            out.insert(out.end(),
+                       {entries.back().param, entries.back().exp_avg, entries.back().exp_avg_sq});
+          }
+          adamw_multi_step(entries, o, grad_scale, step);
+          return out;
+        };
+        c.reference = [o, lrs, decays, grad_scale, step](const std::vector<Ref>& in) {
+          std::vector<Ref> out;
+          for (size_t t = 0; t < lrs.size(); ++t) {
+            AdamWOptions own = o;
+            own.lr = lrs[t];
+            own.weight_decay = decays[t];
+            Ref grad = in[4 * t + 1];
+            grad.shape.insert(grad.shape.begin(), 1);
+            for (double& g : grad.v) g *= grad_scale;
+            const std::vector<Ref> r =
+                adamw_ref({in[4 * t], grad, in[4 * t + 2], in[4 * t + 3]}, own, step);
+            out.insert(out.end(), r.begin(), r.end());
+          }
+          return out;
+        };
+        cases.push_back(std::move(c));
+      }
+      return cases;
+    },
+    [] {
+      const auto entry = [](float lr) {
+        return AdamWTensors{Tensor::zeros({2}),
+                            Tensor::zeros({2}),
+                            Tensor::zeros({2}),
+                            Tensor::zeros({2}),
+                            lr,
+                            0.0f};
+      };
+      return std::vector<Malformed>{
+          {"negative grad_scale", [=] { adamw_multi_step({entry(1e-3f)}, {}, -1.0f, 1); },
+           "adamw_multi_step: grad_scale -1 must be finite and >= 0"},
+          {"an entry's lr is not finite",
+           [=] {
+             adamw_multi_step({entry(1e-3f), entry(NAN)}, {}, 1.0f, 1);
+           },
+           "adamw_multi_step: lr nan must be finite and >= 0"},
+      };
+    },
+    /*differentiable=*/false});
+
+// Gradient sum of squares for clipping, over tensors of any size (one spanning several chunks).
+NURI_OP_SUITE(OpSuite{
+    "sum_of_squares",
+    [](CaseRng& rng) {
+      std::vector<OpCase> cases;
+      const std::vector<std::vector<Shape>> groups = {{{7}, {150001}, {0}, {3, 4}}, {{1}}, {}};
+      for (const std::vector<Shape>& shapes : groups) {
+        OpCase c;
+        c.label = std::to_string(shapes.size()) + " tensors";
+        for (const Shape& s : shapes) c.inputs.push_back(rng.normal(s));
+        c.run = [](const std::vector<Tensor>& in) {
+          return std::vector<Tensor>{Tensor::full({}, sum_of_squares(in))};
+        };
+        c.reference = [](const std::vector<Ref>& in) {
+          Ref total(Shape{});
+          for (const Ref& r : in) {
+            for (double x : r.v) total[0] += x * x;
+          }
+          return std::vector<Ref>{total};
+        };
+        cases.push_back(std::move(c));
+      }
+      return cases;
+    },
+    [] {
+      return std::vector<Malformed>{
+          {"a bf16 tensor",
+           [] {
+             sum_of_squares({Tensor::zeros({2}), Tensor::zeros({2}, DType::bf16)});
+           },
+           "sum_of_squares: a tensor is bf16, expected f32"},
+          {"an undefined tensor", [] { sum_of_squares({Tensor()}); },
+           "sum_of_squares: a tensor is undefined"},
+      };
+    },
+    /*differentiable=*/false});
+
 }  // namespace
 }  // namespace nuri::test

@@ -2,10 +2,17 @@
 // fresh directory per test.
 #pragma once
 
-#include <filesystem>
-#include <string>
+#include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernels/file_io.h"
 #include "train/config.h"
+#include "train/trainer.h"
 
 namespace nuri::test {
 
@@ -37,6 +44,58 @@ inline nlohmann::json tiny_config(const std::string& dir, int steps) {
       {"eval", {{"every", 3}, {"batches", 2}}},
       {"log", {{"progress", false}}},
   };
+}
+
+// The metrics lines of a run that carry `key`, as (step, value) pairs.
+inline std::vector<std::pair<int64_t, double>> series(const std::string& metrics,
+                                                      const std::string& key) {
+  std::vector<std::pair<int64_t, double>> out;
+  std::ifstream in(metrics);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto record = nlohmann::json::parse(line);
+    if (record.contains(key)) out.emplace_back(record["step"], record[key]);
+  }
+  return out;
+}
+
+// Trains a text model from a JSON config (optionally resuming from a checkpoint).
+inline TrainSummary train_tiny(const nlohmann::json& config, const std::string& resume = "") {
+  return train_text_model(parse_train_config(config, {}, "test config"), {resume, nullptr});
+}
+
+// Trains tiny_config(whole, 9) with grad_accum 2 (through `adjust`), then, as after a crash,
+// resumes a copy of its step-3 checkpoint in `split` to step 9, and expects the resumed steps,
+// the last model and the last optimizer state to be the whole run's bit for bit.
+template <class Adjust>
+void expect_resume_bit_identical(const std::string& whole, const std::string& split,
+                                 Adjust adjust) {
+  namespace fs = std::filesystem;
+  auto config = tiny_config(whole, 9);
+  config["train"]["grad_accum"] = 2;
+  train_tiny(adjust(config));
+  fs::copy(whole + "/tokenizer.json", split + "/tokenizer.json");
+  fs::create_directories(split + "/run");
+  fs::copy(whole + "/run/step-3", split + "/run/step-3", fs::copy_options::recursive);
+  auto resumed = tiny_config(split, 9);
+  resumed["train"]["grad_accum"] = 2;
+  resumed["data"]["shard_dir"] = split + "/shards";
+  train_tiny(adjust(resumed), split + "/run/step-3");
+
+  for (const char* key : {"loss", "grad_norm"}) {
+    const auto a = series(whole + "/run/metrics.jsonl", key);
+    const auto b = series(split + "/run/metrics.jsonl", key);
+    ASSERT_EQ(a.size(), 9u) << key;
+    ASSERT_EQ(b.size(), 6u) << key;  // steps 4..9; the copied checkpoint brought no metrics
+    for (size_t i = 0; i < b.size(); ++i) {
+      EXPECT_EQ(b[i].first, a[i + 3].first);
+      EXPECT_EQ(b[i].second, a[i + 3].second) << key << " at step " << b[i].first;
+    }
+  }
+  for (const char* file : {"model.safetensors", "optimizer.safetensors"}) {
+    EXPECT_EQ(read_file(split + "/run/step-9/" + file), read_file(whole + "/run/step-9/" + file))
+        << file;
+  }
 }
 
 }  // namespace nuri::test
