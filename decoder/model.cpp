@@ -152,21 +152,27 @@ Tensor Decoder::forward_hidden(const Tensor& embeddings, const Tensor& positions
     return multimodal ? mrope(x, rotary_positions, config_.mrope_section, theta)
                       : rope(x, rotary_positions, theta);
   };
+  // Each residual add is fused with the norm that reads its sum (the block's post-attention norm,
+  // then the next block's input norm or the final norm).
   Tensor x = embeddings;
+  Tensor h = rms_norm(x, at(blocks_.empty() ? norm_ : blocks_.front().input_norm), eps);
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const Block& blk = blocks_[i];
-    const Tensor h = rms_norm(x, at(blk.input_norm), eps);
     const Tensor q = rotate(reshape(linear(h, at(blk.q)), {b, t, hq, hd}));
     Tensor k = rotate(reshape(linear(h, at(blk.k)), {b, t, hkv, hd}));
     Tensor v = reshape(linear(h, at(blk.v)), {b, t, hkv, hd});
     if (cache) std::tie(k, v) = cache->append(static_cast<int>(i), k, v);
     const Tensor a = attention(q, k, v, {.mask = AttentionMask::causal});
-    x = add(x, linear(reshape(a, {b, t, hq * hd}), at(blk.o)));
-    const Tensor h2 = rms_norm(x, at(blk.post_norm), eps);
-    x = add(x, linear(swiglu(linear(h2, at(blk.gate)), linear(h2, at(blk.up))), at(blk.down)));
+    Tensor h2;
+    std::tie(x, h2) =
+        add_rms_norm(x, linear(reshape(a, {b, t, hq * hd}), at(blk.o)), at(blk.post_norm), eps);
+    const Tensor mlp =
+        linear(swiglu(linear(h2, at(blk.gate)), linear(h2, at(blk.up))), at(blk.down));
+    const size_t next_norm = i + 1 < blocks_.size() ? blocks_[i + 1].input_norm : norm_;
+    std::tie(x, h) = add_rms_norm(x, mlp, at(next_norm), eps);
   }
   if (cache) cache->commit(t);
-  return rms_norm(x, at(norm_), eps);
+  return h;
 }
 
 Tensor Decoder::forward(const Tensor& ids, KvCache* cache) const {

@@ -47,12 +47,15 @@ step unit_tests ctest-unit.log ctest --test-dir "$build" -L unit -j 4 --timeout 
 # compute-sanitizer over the op parity tests (it needs a runtime that exposes the GPU's debugger
 # interface; where it cannot attach, the step fails and its log says why).
 for tool in memcheck racecheck; do
-  step "$tool" "sanitizer-$tool.log" timeout 180 compute-sanitizer --tool "$tool" --error-exitcode 1 \
+  step "$tool" "sanitizer-$tool.log" timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 1 \
     "$build/tests/nuri_op_tests" --gtest_filter='OpParityCuda.*'
 done
-step bench_ops bench-ops.log "$build/bin/nuri-bench-ops" --json "$logs/bench-ops.json"
+step bench_gemm bench-gemm.log "$build/bin/nuri-bench-ops" --device cuda --filter "gpu linear" \
+  --json "$logs/bench-gemm.json"
+step bench_attention bench-attention.log python3 bench/attention_gpu_vs_torch.py \
+  --bench "$build/bin/nuri-bench-ops" --json "$logs/bench-attention.json"
 step bench_decoder bench-decoder.log python3 bench/decoder_gpu_vs_torch.py \
-  --bench "$build/bin/nuri-bench-decoder" --json "$logs/bench-decoder.json"
+  --bench "$build/bin/nuri-bench-decoder" --steps 5 --json "$logs/bench-decoder.json"
 
 summary() {  # the "N tests passed/failed" line of a ctest log, plus its skipped count
   local log=$logs/$1
@@ -66,11 +69,13 @@ summary() {  # the "N tests passed/failed" line of a ctest log, plus its skipped
 {
   echo "== nuri gpu-check $(date -u +%Y-%m-%dT%H:%MZ) commit ${NURI_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
   echo "gpu: $(cat "$logs/gpu.txt")"
-  for name in configure build cuda_tests unit_tests memcheck racecheck bench_ops bench_decoder; do printf '%-12s %s\n' "$name" "${status[$name]:-not run}"; done
+  for name in configure build cuda_tests unit_tests memcheck racecheck bench_gemm bench_attention \
+    bench_decoder; do printf '%-12s %s\n' "$name" "${status[$name]:-not run}"; done
   echo "nccl: $(grep -q '^NURI_NCCL:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null && echo "built (${NCCL_HOME:-toolkit})" || echo "not built")"
   echo "cuda tests: $(summary ctest-cuda.log)"
   echo "unit tests: $(summary ctest-unit.log)"
   grep -E "FAILED|Failed" "$logs/ctest-cuda.log" 2>/dev/null | head -20
-  [[ -f $logs/bench-ops.log ]] && sed -n '/^benchmark/,$p' "$logs/bench-ops.log"
-  [[ -f $logs/bench-decoder.log ]] && sed -n '/^benchmark/,$p' "$logs/bench-decoder.log"
+  for log in bench-gemm bench-attention bench-decoder; do
+    [[ -f $logs/$log.log ]] && sed -n '/^benchmark/,$p' "$logs/$log.log"
+  done
 } | tee "$logs/summary.txt"

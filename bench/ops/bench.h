@@ -34,6 +34,7 @@ class Report {
 struct Benchmark {
   std::string name;
   std::function<void(Report&)> run;
+  bool gpu = false;  // runs with --device cuda (the others run on the CPU)
 };
 
 bool register_benchmark(Benchmark benchmark);
@@ -47,3 +48,7 @@ const std::vector<Benchmark>& benchmarks();
 #define NURI_BENCHMARK(name, ...)                                                   \
   static const bool NURI_BENCH_CONCAT(nuri_benchmark_, __LINE__) [[maybe_unused]] = \
       ::nuri::bench::register_benchmark({name, __VA_ARGS__})
+// Registers a benchmark that runs on cuda:0 under --device cuda.
+#define NURI_GPU_BENCHMARK(name, ...)                                               \
+  static const bool NURI_BENCH_CONCAT(nuri_benchmark_, __LINE__) [[maybe_unused]] = \
+      ::nuri::bench::register_benchmark({name, __VA_ARGS__, true})

@@ -1,5 +1,6 @@
-// nuri-bench-ops: CPU op benchmarks. Prints a table; --json writes the figures for
-// bench/ops_vs_torch.py, which compares them with PyTorch in the same run.
+// nuri-bench-ops: op benchmarks, on the CPU or (--device cuda) on a GPU. Prints a table; --json
+// writes the figures for bench/ops_vs_torch.py and bench/attention_gpu_vs_torch.py, which compare
+// them with PyTorch in the same run.
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/ops/bench.h"
+#include "kernels/device.h"
 #include "kernels/error.h"
 
 extern "C" void openblas_set_num_threads(int);
@@ -64,11 +66,13 @@ const std::vector<Benchmark>& benchmarks() {
 }  // namespace nuri::bench
 
 int main(int argc, char** argv) {
-  CLI::App app{"nuri CPU op benchmarks", "nuri-bench-ops"};
-  std::string json_path, filter;
+  CLI::App app{"nuri op benchmarks", "nuri-bench-ops"};
+  std::string json_path, filter, device = "cpu";
   int threads = omp_get_max_threads();
   app.add_option("--json", json_path, "Also write the figures to this JSON file");
   app.add_option("--filter", filter, "Run only benchmarks whose name contains this text");
+  app.add_option("--device", device, "cpu, or cuda for the GPU benchmarks")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--threads", threads, "Threads for OpenMP and OpenBLAS")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
@@ -76,8 +80,12 @@ int main(int argc, char** argv) {
   openblas_set_num_threads(threads);
   try {
     nuri::bench::Report report;
-    std::printf("nuri-bench-ops: %d threads\n", threads);
+    const bool gpu = device == "cuda";
+    NURI_CHECK(!gpu || nuri::cuda_device_count() > 0, "--device cuda: no GPU is visible",
+               nuri::cuda_compiled() ? "" : " (this build has no CUDA backend)");
+    std::printf("nuri-bench-ops: %s, %d threads\n", device.c_str(), threads);
     for (const auto& benchmark : nuri::bench::benchmarks()) {
+      if (benchmark.gpu != gpu) continue;
       if (!filter.empty() && benchmark.name.find(filter) == std::string::npos) continue;
       std::printf("%s\n", benchmark.name.c_str());
       benchmark.run(report);

@@ -63,17 +63,30 @@ void backward_rows(int64_t rows, int64_t d, float* dweight, float* dbias, RowFn 
 
 }  // namespace
 
-void rms_norm_forward(const Tensor& x, const Tensor& weight, float eps, Tensor& y, Tensor& rstd) {
-  checks::cpu_f32("rms_norm", x, "x");
+namespace {
+
+// rms_norm_forward, of x + residual (written to sum first) when residual is defined.
+void rms_norm_rows(const char* op, const Tensor& x, const Tensor& residual, const Tensor& weight,
+                   float eps, Tensor& sum, Tensor& y, Tensor& rstd) {
+  checks::cpu_f32(op, x, "x");
   const int64_t d = x.size(-1);
   const int64_t rows = x.numel() / d;
   const float* px = x.data<float>();
+  const float* pres = residual.defined() ? residual.data<float>() : nullptr;
+  float* psum = sum.defined() ? sum.data<float>() : nullptr;
   const float* pw = weight.data<float>();
   float* py = y.data<float>();
   float* pr = rstd.data<float>();
 #pragma omp parallel for if (rows * d > kParallelElements)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = px + r * d;
+    if (pres != nullptr) {  // the row to normalise is the sum, written in place of x
+      float* sr = psum + r * d;
+      const float* rr = pres + r * d;
+#pragma omp simd
+      for (int64_t j = 0; j < d; ++j) sr[j] = xr[j] + rr[j];
+      xr = sr;
+    }
     float* yr = py + r * d;
     double squares = 0;
 #pragma omp simd reduction(+ : squares)
@@ -83,6 +96,18 @@ void rms_norm_forward(const Tensor& x, const Tensor& weight, float eps, Tensor& 
 #pragma omp simd
     for (int64_t j = 0; j < d; ++j) yr[j] = xr[j] * scale * pw[j];
   }
+}
+
+}  // namespace
+
+void rms_norm_forward(const Tensor& x, const Tensor& weight, float eps, Tensor& y, Tensor& rstd) {
+  Tensor no_sum;
+  rms_norm_rows("rms_norm", x, Tensor(), weight, eps, no_sum, y, rstd);
+}
+
+void add_rms_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, float eps,
+                          Tensor& sum, Tensor& y, Tensor& rstd) {
+  rms_norm_rows("add_rms_norm", x, residual, weight, eps, sum, y, rstd);
 }
 
 void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,

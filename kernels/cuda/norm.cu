@@ -8,16 +8,23 @@
 namespace nuri::cuda {
 namespace {
 
-__global__ void rms_norm_kernel(const float* x, const float* w, int64_t rows, int64_t d, float eps,
-                                float* y, float* rstd) {
+// y = s rstd w per row, where s is x, or x + residual (written to sum) when residual is not null.
+__global__ void rms_norm_kernel(const float* x, const float* residual, const float* w, int64_t rows,
+                                int64_t d, float eps, float* sum, float* y, float* rstd) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float* xr = x + r * d;
+    const float* rr = residual != nullptr ? residual + r * d : nullptr;
+    // Element j of the row that is normalised.
+    const auto at = [&](int64_t j) { return rr != nullptr ? xr[j] + rr[j] : xr[j]; };
     double squares = 0;
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
-      squares += static_cast<double>(xr[j]) * xr[j];
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+      const float v = at(j);
+      if (rr != nullptr) sum[r * d + j] = v;
+      squares += static_cast<double>(v) * v;
+    }
     const float scale = static_cast<float>(1.0 / sqrt(block_sum(squares) / d + eps));
     if (threadIdx.x == 0) rstd[r] = scale;
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) y[r * d + j] = xr[j] * scale * w[j];
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) y[r * d + j] = at(j) * scale * w[j];
   }
 }
 
@@ -116,15 +123,33 @@ void norm_params(const Tensor& dy, const Tensor& x, const float* mean, const Ten
 
 }  // namespace
 
-void rms_norm_forward(const Tensor& x, const Tensor& weight, float eps, Tensor& y, Tensor& rstd) {
-  require_f32("rms_norm", x, "x");
+namespace {
+
+// rms_norm_forward, of x + residual (written to sum) when residual is defined.
+void launch_rms_norm(const char* op, const Tensor& x, const Tensor& residual, const Tensor& weight,
+                     float eps, Tensor& sum, Tensor& y, Tensor& rstd) {
+  require_f32(op, x, "x");
   const int64_t d = x.size(-1);
   if (d == 0 || x.numel() == 0) return;
   const int64_t rows = x.numel() / d;
   NURI_CUDA_CHECK(cudaSetDevice(x.device().index));
-  rms_norm_kernel<<<row_blocks(rows), kRowThreads>>>(x.data<float>(), weight.data<float>(), rows, d,
-                                                     eps, y.data<float>(), rstd.data<float>());
+  rms_norm_kernel<<<row_blocks(rows), kRowThreads>>>(
+      x.data<float>(), residual.defined() ? residual.data<float>() : nullptr, weight.data<float>(),
+      rows, d, eps, sum.defined() ? sum.data<float>() : nullptr, y.data<float>(),
+      rstd.data<float>());
   NURI_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void rms_norm_forward(const Tensor& x, const Tensor& weight, float eps, Tensor& y, Tensor& rstd) {
+  Tensor no_sum;
+  launch_rms_norm("rms_norm", x, Tensor(), weight, eps, no_sum, y, rstd);
+}
+
+void add_rms_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, float eps,
+                          Tensor& sum, Tensor& y, Tensor& rstd) {
+  launch_rms_norm("add_rms_norm", x, residual, weight, eps, sum, y, rstd);
 }
 
 void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,

@@ -4,6 +4,7 @@
 
 #include "kernels/autograd.h"
 #include "kernels/ops/checks.h"
+#include "kernels/ops/elementwise.h"
 
 namespace nuri {
 namespace {
@@ -41,6 +42,33 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
         });
   }
   return y;
+}
+
+std::pair<Tensor, Tensor> add_rms_norm(const Tensor& x, const Tensor& residual,
+                                       const Tensor& weight, float eps) {
+  const Shape stats_shape = check_norm("add_rms_norm", x, weight, eps);
+  checks::same_device_dtype("add_rms_norm", x, "x", residual, "residual");
+  checks::shape("add_rms_norm", residual, "residual", x.shape());
+  Tensor sum = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor rstd = Tensor::empty(stats_shape, DType::f32, x.device());
+  NURI_DISPATCH(x.device(), add_rms_norm_forward, x, residual, weight, eps, sum, y, rstd);
+  if (autograd::needed(x, residual, weight)) {
+    autograd::record(
+        "add_rms_norm", {x, residual, weight}, {&sum, &y},
+        [sum = sum.detach(), weight = weight.detach(), rstd](const auto& grads, const auto& needs) {
+          // The sum's gradient is its own plus the norm's; x and residual both receive it.
+          Tensor dsum = Tensor::empty(sum.shape(), sum.dtype(), sum.device());
+          Tensor dweight;
+          if (needs[2]) dweight = Tensor::empty(weight.shape(), weight.dtype(), sum.device());
+          NURI_DISPATCH(sum.device(), rms_norm_backward, grads[1], sum, weight, rstd, dsum,
+                        dweight);
+          dsum = add(dsum, grads[0]);
+          return std::vector<Tensor>{needs[0] ? dsum : Tensor(), needs[1] ? dsum : Tensor(),
+                                     dweight};
+        });
+  }
+  return {sum, y};
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {

@@ -1,5 +1,5 @@
-// Suites for rms_norm and layer_norm, and a check that their parameter gradients do not depend
-// on the thread count.
+// Suites for rms_norm, add_rms_norm and layer_norm, and a check that their parameter gradients do
+// not depend on the thread count.
 #include "kernels/ops/norm.h"
 
 #include <gtest/gtest.h>
@@ -131,6 +131,52 @@ NURI_OP_SUITE(OpSuite{
              rms_norm(Tensor::zeros({3, 7}), Tensor(), 1e-6f);
            },
            "rms_norm: weight is undefined"},
+      };
+    }});
+
+// The fused residual step: both outputs (the sum and its norm) carry gradients.
+NURI_OP_SUITE(OpSuite{
+    "add_rms_norm",
+    [](CaseRng& rng) {
+      std::vector<OpCase> cases;
+      for (const Shape& s : norm_shapes(rng)) {
+        const float eps = pick_eps(rng, s.back());
+        OpCase c;
+        c.label = "x" + shape_str(s) + " eps=" + std::to_string(eps);
+        const float spread = static_cast<float>(rng.uniform_real(0.1, 3));
+        c.inputs = {rng.normal(s, spread), rng.normal(s, spread), rng.normal({s.back()})};
+        c.grad_inputs = {0, 1, 2};
+        c.run = [eps](const std::vector<Tensor>& in) {
+          const auto [sum, y] = add_rms_norm(in[0], in[1], in[2], eps);
+          return std::vector<Tensor>{sum, y};
+        };
+        c.reference = [eps](const std::vector<Ref>& in) {
+          Ref sum = in[0];
+          for (int64_t i = 0; i < sum.numel(); ++i) sum[i] += in[1][i];
+          return std::vector<Ref>{sum, rms_norm_ref(sum, in[2], eps)};
+        };
+        cases.push_back(std::move(c));
+      }
+      return cases;
+    },
+    [] {
+      return std::vector<Malformed>{
+          {"residual of another shape",
+           [] {
+             add_rms_norm(Tensor::zeros({3, 7}), Tensor::zeros({2, 7}), Tensor::ones({7}), 1e-6f);
+           },
+           "add_rms_norm: residual has shape [2, 7], expected [3, 7]"},
+          {"residual dtype differs",
+           [] {
+             add_rms_norm(Tensor::zeros({3, 7}), Tensor::zeros({3, 7}, DType::bf16),
+                          Tensor::ones({7}), 1e-6f);
+           },
+           "add_rms_norm: x is f32 but residual is bf16"},
+          {"weight of the wrong length",
+           [] {
+             add_rms_norm(Tensor::zeros({3, 7}), Tensor::zeros({3, 7}), Tensor::ones({5}), 1e-6f);
+           },
+           "add_rms_norm: weight has shape [5], expected [7]"},
       };
     }});
 
