@@ -21,7 +21,7 @@ Tensor pad_partial_chunk(const Tensor& mel, const AudioEncoderConfig& config) {
   if (padded == rest) return mel;
   Shape zeros = mel.shape();
   zeros.back() = padded - rest;
-  return concat({mel, Tensor::zeros(zeros)}, mel.dim() - 1);
+  return concat({mel, Tensor::zeros(zeros, mel.dtype(), mel.device())}, mel.dim() - 1);
 }
 
 }  // namespace
@@ -117,7 +117,7 @@ Tensor AudioEncoder::stem(const Tensor& chunks) const {
 
 Tensor AudioEncoder::trunk(const Tensor& frames, int64_t start,
                            std::vector<KeyValueBuffer>* caches) const {
-  const Tensor positions = arange_i32(start, frames.size(1));
+  const Tensor positions = arange_i32(start, frames.size(1)).on(frames.device());
   const float theta = config_.rope_theta;
   const Rotation rotate = [&](const Tensor& x) { return rope(x, positions, theta); };
   const AttentionOptions options{.mask = AttentionMask::block_causal,
@@ -147,7 +147,8 @@ Tensor AudioEncoder::features(const Tensor& mel) const {
              "audio encoder: mel must be f32 [", config_.n_mels, ", frames] or [B, ",
              config_.n_mels, ", frames], not ", dtype_name(mel.dtype()), " ",
              shape_str(mel.shape()));
-  const Tensor batched = mel.dim() == 3 ? mel : reshape(mel, {1, mel.size(0), mel.size(1)});
+  const Tensor here = mel.on(params_.device());
+  const Tensor batched = here.dim() == 3 ? here : reshape(here, {1, here.size(0), here.size(1)});
   const int64_t b = batched.size(0), m = config_.n_mels, f = batched.size(2);
   NURI_CHECK(f > 0 && b > 0, "audio encoder: mel of shape ", shape_str(mel.shape()),
              " has no frames");
@@ -193,7 +194,7 @@ Tensor AudioEncoderStream::push(const Tensor& mel) {
   if (done > 0) {
     pending_ = done == pending_.size(1) ? Tensor() : slice(pending_, 1, done, pending_.size(1));
   }
-  if (outputs.empty()) return Tensor::empty({0, config.output_size});
+  if (outputs.empty()) return Tensor::empty({0, config.output_size}, DType::f32, encoder_.device());
   return outputs.size() == 1 ? outputs[0] : concat(outputs, 0);
 }
 
@@ -201,7 +202,8 @@ Tensor AudioEncoderStream::finish() {
   const AudioEncoderConfig& config = encoder_.config();
   NURI_CHECK(!finished_, "audio encoder stream: finish called twice");
   finished_ = true;
-  if (!pending_.defined()) return Tensor::empty({0, config.output_size});
+  if (!pending_.defined())
+    return Tensor::empty({0, config.output_size}, DType::f32, encoder_.device());
   NoGradScope no_grad;
   const Tensor chunk = pad_partial_chunk(pending_, config);
   pending_ = Tensor();

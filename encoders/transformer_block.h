@@ -15,7 +15,8 @@
 
 namespace nuri {
 
-// The parameters of one module in a fixed order, each f32 on the CPU and requiring grad.
+// The parameters of one module in a fixed order, each f32 (made on the CPU; to() moves them) and
+// requiring grad.
 class ParameterList {
  public:
   // How init() fills a parameter: fan_in is Normal(0, 1 / sqrt(fan in)), the scale that keeps a
@@ -34,6 +35,11 @@ class ParameterList {
   Tensor& find(const std::string& name);
   // Sum of the parameters' element counts.
   int64_t count() const;
+  // Moves every parameter to `device`, and where they are (the CPU while the list is empty).
+  void to(const Device& device) { move_parameters(parameters_, device); }
+  Device device() const {
+    return parameters_.empty() ? Device::cpu() : parameters_.front().tensor.device();
+  }
 
   // Normal(0, stddev) for Init::normal, the fan-in scale for Init::fan_in, ones and zeros for the
   // others, drawn in list order.

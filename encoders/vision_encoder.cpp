@@ -146,7 +146,7 @@ void VisionEncoder::check_pixels(const Tensor& pixels, int dims, const char* wha
 }
 
 Tensor VisionEncoder::frame_features(const Tensor& frames) const {
-  Tensor x = frames;
+  Tensor x = frames.on(params_.device());
   int64_t left = config_.patch_size;  // pixels of a patch along each side not yet pooled
   for (size_t i = 0; i < stem_.size(); ++i) {
     const int64_t pool = i + 1 < stem_.size() ? 2 : left;
@@ -176,6 +176,8 @@ Tensor VisionEncoder::encode_slices(const Tensor& features) const {
     row[i] = static_cast<int32_t>(square / bw * m + within / m);
     col[i] = static_cast<int32_t>(square % bw * m + within % m);
   }
+  rows = rows.on(x.device());
+  cols = cols.on(x.device());
   const float theta = config_.rope_theta;
   const Rotation rotate = [&](const Tensor& heads) {
     const std::vector<Tensor> halves = split(heads, {half, half}, 3);

@@ -146,6 +146,8 @@ class VisionEncoder {
   // Every trainable parameter, each requiring grad, in a stable order.
   std::vector<NamedParameter>& parameters() { return params_.all(); }
   const std::vector<NamedParameter>& parameters() const { return params_.all(); }
+  // Moves the parameters to `device`; pixels on another device are moved to it in forward.
+  void to(const Device& device) { params_.to(device); }
   // The parameter called `name`; an unknown name is an error.
   Tensor& parameter(const std::string& name) { return params_.find(name); }
 

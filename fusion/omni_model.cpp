@@ -130,6 +130,12 @@ void OmniModel::freeze(const std::string& module, bool frozen) {
     }
 }
 
+void OmniModel::to(const Device& device) {
+  decoder_.to(device);
+  if (audio_) audio_->to(device);
+  if (vision_) vision_->to(device);
+}
+
 void OmniModel::init(Generator& generator) {
   decoder_.init(generator);
   if (audio_) audio_->init(generator);
@@ -247,7 +253,9 @@ Tensor OmniModel::embed_batch(const std::vector<const SequenceLayout*>& layouts,
   std::vector<Tensor> rows;
   for (size_t b = 0; b < layouts.size(); ++b) {
     Tensor row = embed(*layouts[b], *inputs[b], ctc_losses);
-    if (row.size(1) < length) row = concat({row, Tensor::zeros({1, length - row.size(1), d})}, 1);
+    if (row.size(1) < length) {
+      row = concat({row, Tensor::zeros({1, length - row.size(1), d}, DType::f32, row.device())}, 1);
+    }
     rows.push_back(row);
   }
   return rows.size() == 1 ? rows[0] : concat(rows, 0);
@@ -266,7 +274,7 @@ Tensor OmniModel::decoder_loss(const std::vector<const SequenceLayout*>& layouts
   }
   const Tensor hidden = decoder_.forward_hidden(embeddings, batch_positions(layouts, length));
   return cross_entropy(reshape(decoder_.logits(hidden), {-1, config_.decoder.vocab_size}),
-                       Tensor::from_data<int32_t>(targets, {batch * length}));
+                       Tensor::from_data<int32_t>(targets, {batch * length}).on(hidden.device()));
 }
 
 Tensor OmniModel::decoder_loss(const std::vector<const SequenceLayout*>& layouts,

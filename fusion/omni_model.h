@@ -60,6 +60,9 @@ class OmniModel {
   static std::string module_of(const std::string& parameter_name);
 
   void init(Generator& generator);
+  // Moves every module's parameters to `device`; token ids, log-mel and pixels on another device
+  // are moved to it in forward. Generation (reply) runs on the CPU only.
+  void to(const Device& device);
   // Reads every module from one safetensors file; a missing, extra or mis-shaped tensor is an
   // error naming it, raised before any parameter changes.
   void load(const std::string& safetensors_path);

@@ -39,7 +39,7 @@ void move_parameters(std::vector<NamedParameter>& parameters, const Device& devi
   for (NamedParameter& p : parameters) {
     if (p.tensor.device() == device) continue;
     Tensor moved = p.tensor.detach().to(device);
-    moved.set_requires_grad();
+    moved.set_requires_grad(p.tensor.requires_grad());
     p.tensor = moved;
   }
 }

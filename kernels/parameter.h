@@ -23,7 +23,8 @@ void load_parameters(const SafetensorsFile& file, std::vector<NamedParameter>& p
                      const std::string& owner,
                      const std::function<bool(const std::string&)>& extra_allowed = {});
 
-// Moves every parameter to `device` (a no-op for those already there), each still requiring grad.
+// Moves every parameter to `device` (a no-op for those already there), each still requiring grad
+// (or not, when frozen) as before.
 // Tensors that shared a parameter before share the moved one only when they are the same entry.
 void move_parameters(std::vector<NamedParameter>& parameters, const Device& device);
 

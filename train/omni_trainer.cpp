@@ -134,20 +134,19 @@ PackedDataset ensure_pack(const TrainConfig& config, const std::string& split,
 
 TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& options) {
   NURI_CHECK(config.omni, "train_omni_model: the config's model.type is not \"omni\"");
-  NURI_CHECK(config.train.device == "cpu",
-             "config: train.device \"cuda\" trains text models so far; the omni model trains on "
-             "the CPU (train.device \"cpu\")");
   if (config.train.threads > 0) omp_set_num_threads(config.train.threads);
   const auto& tc = config.train;
   check_fresh_run(config, options);
+  const Device device = training_device(config, options);
   const Tokenizer tokenizer = rank_zero_first(options, [&] { return omni_tokenizer(config); });
   const ChatTemplate chat(tokenizer);
   const OmniConfig oc = omni_config(config, tokenizer);
   OmniModel model(oc);
-  if (options.resume.empty()) {
+  if (options.resume.empty()) {  // on the CPU, so that every device starts from the same weights
     Generator generator{tc.seed, 0};
     model.init(generator);
   }
+  model.to(device);
   for (const std::string& module : tc.freeze) model.freeze(module);
 
   // Rank 0 packs what is missing; the other ranks then read its packs.
