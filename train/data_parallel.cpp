@@ -100,7 +100,7 @@ DataParallel::DataParallel(Communicator& communicator, std::vector<NamedParamete
 
   flat_grad_ = Tensor::zeros({total}, DType::f32, device_);
   if (zero_ == 1) shard_grad_ = Tensor::zeros({shard_end_ - shard_begin_}, DType::f32, device_);
-  has_grad_ = Tensor::zeros({static_cast<int64_t>(parameters.size())}, DType::f32, device_);
+  has_grad_.assign(parameters.size(), 0.0f);
   taken_.assign(parameters.size(), false);
   bucket_of_.assign(parameters.size(), 0);
   // Backward completes the last parameters first (when they come in forward order), so buckets
@@ -134,14 +134,13 @@ void DataParallel::take_gradient(size_t parameter) {
   Tensor& tensor = parameters_[parameter].tensor;
   const Tensor grad = tensor.grad();
   Tensor out = flat_grad_.outer_slice(offsets_[parameter], offsets_[parameter + 1]);
-  const auto index = static_cast<int64_t>(parameter);
   if (grad.defined()) {
     out.copy_from(grad.view({-1}));
-    fill(has_grad_.outer_slice(index, index + 1), 1.0);
+    has_grad_[parameter] = 1.0f;
     tensor.clear_grad();
   } else {
     fill(out, 0.0);
-    fill(has_grad_.outer_slice(index, index + 1), 0.0);
+    has_grad_[parameter] = 0.0f;
   }
   taken_[parameter] = true;
   --buckets_[bucket_of_[parameter]].waiting;
@@ -186,7 +185,11 @@ void DataParallel::finish_reduction() {
   }
   next_bucket_ = 0;
   std::fill(taken_.begin(), taken_.end(), false);
-  communicator_.all_reduce(has_grad_);  // a parameter any rank reached has a gradient
+  // A parameter any rank reached has a gradient: the flags travel once, on the collectives' device.
+  const Tensor flags =
+      Tensor::from_data<float>(has_grad_, {static_cast<int64_t>(has_grad_.size())});
+  const Tensor reduced = flags.to(device_);
+  communicator_.all_reduce(reduced);
 
   const float mean = 1.0f / static_cast<float>(communicator_.size());
   Tensor& averaged = zero_ == 0 ? flat_grad_ : shard_grad_;
@@ -194,7 +197,7 @@ void DataParallel::finish_reduction() {
     NoGradScope no_grad;
     averaged.copy_from(scale(averaged, mean));
   }
-  const std::vector<float> has_grad = has_grad_.to_vector();
+  const std::vector<float> has_grad = reduced.to_vector();
   for (size_t k = 0; k < pieces_.size(); ++k) {
     const Piece& piece = pieces_[k];
     if (has_grad[piece.parameter] == 0.0f) continue;

@@ -88,11 +88,11 @@ class DataParallel {
   std::unordered_map<const GradSlot*, size_t> parameter_of_;
   std::vector<bool> taken_;  // this step's gradient already copied into flat_grad_
   size_t next_bucket_ = 0;
-  Tensor flat_grad_;   // [total] this rank's gradients, then (ZeRO-0) the averaged ones
-  Tensor shard_grad_;  // ZeRO-1: [shard] the averaged gradients of this rank's shard
-  Tensor has_grad_;    // [parameters] f32 on device_: 1 where this rank's backward reached one
-  Device device_;      // where the parameters, gradients and collectives live
-  std::vector<Piece> pieces_;                 // what optimizer_ updates, in its order
+  Tensor flat_grad_;             // [total] this rank's gradients, then (ZeRO-0) the averaged ones
+  Tensor shard_grad_;            // ZeRO-1: [shard] the averaged gradients of this rank's shard
+  std::vector<float> has_grad_;  // per parameter: 1 where this rank's backward reached it
+  Device device_;                // where the parameters, gradients and collectives live
+  std::vector<Piece> pieces_;    // what optimizer_ updates, in its order
   std::vector<NamedParameter> shard_params_;  // ZeRO-1: views of the pieces
   std::unique_ptr<AdamW> optimizer_;
 };
