@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Attention forward+backward on one GPU, nuri against PyTorch's scaled_dot_product_attention in
 one run, at the shapes of `nuri-bench-ops --device cuda --filter "gpu attention"` (12 heads of 64;
-batch 8 at T = 1024, batch 2 at T = 4096; causal and full). PyTorch runs in f32 (its default
-back end for f32) and in bf16 through its flash and cuDNN back ends; the FLOPs are counted the
-same way for all (4 B H T^2 D forward, 2.5 times that backward, halved when causal), and each
-figure is the median of timed steps after warm-up, synchronised. Needs a CUDA build of nuri and
-PyTorch with CUDA.
+batch 8 at T = 1024, batch 2 at T = 4096; causal and full). nuri runs its exact f32 kernel and
+its bf16 tensor-core kernels; PyTorch runs in f32 (its default back end for f32) and in bf16
+through its flash and cuDNN back ends, each set beside nuri in the same precision. The FLOPs are
+counted the same way for all (4 B H T^2 D forward, 2.5 times that backward, halved when causal),
+and each figure is the median of timed steps after warm-up, synchronised. Needs a CUDA build of
+nuri and PyTorch with CUDA.
 """
 import argparse
 import json
@@ -27,9 +28,10 @@ def run_nuri(binary):
         rows = json.loads(out.read_text())["rows"]
     figures = {}
     for row in rows:
-        found = re.match(r"gpu attention f32 (causal|full) B=(\d+) T=(\d+)", row["name"])
+        found = re.match(r"gpu attention (f32|bf16) (causal|full) B=(\d+) T=(\d+)", row["name"])
         if found:
-            figures[(found[1], int(found[2]), int(found[3]))] = row["value"]
+            shape = (found[2], int(found[3]), int(found[4]))
+            figures.setdefault(shape, {})[f"nuri {found[1]}"] = row["value"]
     return figures
 
 
@@ -74,7 +76,7 @@ def main():
     nuri = run_nuri(args.bench)
     results = []
     for (mask, batch, t), ours in sorted(nuri.items()):
-        row = {"mask": mask, "batch": batch, "t": t, "nuri f32": ours}
+        row = {"mask": mask, "batch": batch, "t": t, **ours}
         for name, dtype, backend in peers:
             try:
                 row[name] = torch_tflops(torch, mask, batch, t, dtype, backend, args.steps)
@@ -82,15 +84,16 @@ def main():
                 print(f"{name} unavailable for {mask} T={t}: {error}", file=sys.stderr)
                 row[name] = None
         results.append(row)
-    names = ["nuri f32"] + [name for name, _, _ in peers]
-    print("benchmark attention fwd+bwd (GPU): TFLOP/s, and nuri / peer")
-    print(f"  {'shape':22}" + "".join(f"{name:>18}" for name in names))
+    ours = ["nuri f32", "nuri bf16"]
+    print("benchmark attention fwd+bwd (GPU): TFLOP/s, and nuri / peer in the same precision")
+    print(f"  {'shape':22}" + "".join(f"{name:>18}" for name in ours + [n for n, _, _ in peers]))
     for row in results:
-        cells = [f"{row['nuri f32']:18.2f}"]
-        for name, _, _ in peers:
+        cells = [f"{row.get(name, float('nan')):18.2f}" for name in ours]
+        for name, dtype, _ in peers:
             value = row[name]
+            mine = row.get("nuri bf16" if dtype == torch.bfloat16 else "nuri f32", float("nan"))
             cells.append(f"{'n/a':>18}" if value is None
-                         else f"{value:9.2f} ({row['nuri f32'] / value:5.2f})")
+                         else f"{value:9.2f} ({mine / value:5.2f})")
         print(f"  {row['mask'] + ' B=' + str(row['batch']) + ' T=' + str(row['t']):22}"
               + "".join(cells))
     if args.json:

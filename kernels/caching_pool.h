@@ -1,8 +1,9 @@
 // A caching pool over a raw allocator (cudaMalloc for GPU tensors): freed blocks are kept and
 // handed out again, so a training step's allocations stop costing a device-synchronising cudaMalloc
 // and cudaFree each. Sizes are rounded to classes so that a step's repeated shapes find their
-// blocks. Reuse is safe for GPU memory because every kernel runs on the legacy default stream or on
-// a stream that synchronises with it, so a block's next user is ordered after its last one.
+// blocks. Reuse is safe for GPU memory because every kernel runs on the legacy default stream, so a
+// block's next user is ordered after its last one; a collective on NCCL's stream keeps its tensors
+// alive until it completes.
 #pragma once
 
 #include <cstddef>

@@ -90,12 +90,16 @@ void bench_gpu_linear(Report& report) {
 }
 
 // Attention forward+backward at batch 8, 12 heads of 64 and T = 1024 (a GPT-2-small layer) and
-// at T = 4096; FLOPs are 4 B H T^2 D forward and 2.5 times that backward, halved when causal.
+// at T = 4096, in f32 (the exact kernel) and with bf16 products (the tensor-core kernels); FLOPs
+// are 4 B H T^2 D forward and 2.5 times that backward, halved when causal.
 void bench_gpu_attention(Report& report) {
   Generator gen{42, 0};
   constexpr int64_t kHeads = 12, kHeadDim = 64;
   for (const auto& [batch, t] : {std::pair<int64_t, int64_t>{8, 1024}, {2, 4096}}) {
-    for (const AttentionMask mask : {AttentionMask::causal, AttentionMask::full}) {
+    for (const auto& [mask, precision] : {std::pair{AttentionMask::causal, GemmPrecision::f32},
+                                          {AttentionMask::full, GemmPrecision::f32},
+                                          {AttentionMask::causal, GemmPrecision::bf16},
+                                          {AttentionMask::full, GemmPrecision::bf16}}) {
       const Shape shape = {batch, t, kHeads, kHeadDim};
       Tensor q = random_on_gpu(shape, gen), k = random_on_gpu(shape, gen),
              v = random_on_gpu(shape, gen);
@@ -107,14 +111,16 @@ void bench_gpu_attention(Report& report) {
         Tensor out;
         {
           TapeScope scope(tape);
+          const GemmPrecisionScope products(precision);
           out = attention(q, k, v, {.mask = mask});
         }
         tape.backward({out}, {grad_out});
       });
       const double forward = 4.0 * static_cast<double>(batch * kHeads * t * t * kHeadDim) *
                              (mask == AttentionMask::causal ? 0.5 : 1.0);
-      report.add({cat("gpu attention f32 ", mask == AttentionMask::causal ? "causal" : "full",
-                      " B=", batch, " T=", t, " fwd+bwd"),
+      report.add({cat("gpu attention ", precision == GemmPrecision::bf16 ? "bf16 " : "f32 ",
+                      mask == AttentionMask::causal ? "causal" : "full", " B=", batch, " T=", t,
+                      " fwd+bwd"),
                   "TFLOP/s", 3.5 * forward / seconds * 1e-12, cat(seconds * 1e3, " ms")});
     }
   }

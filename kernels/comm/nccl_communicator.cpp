@@ -1,5 +1,8 @@
-// NCCL on GPU tensors: one stream per communicator, each collective followed by an event that
-// its PendingCollective polls, together with NCCL's asynchronous error state, under the timeout.
+// NCCL on GPU tensors: one non-blocking stream per communicator, so that collectives run beside
+// the kernels on the default stream (bucket all-reduces overlap the rest of backward). Each
+// collective first waits for an event recorded on the default stream (the kernels that wrote its
+// buffers), and is followed by an event that its PendingCollective polls, together with NCCL's
+// asynchronous error state, under the timeout.
 #include "kernels/comm/nccl_communicator.h"
 
 #include <cuda_runtime.h>
@@ -84,9 +87,10 @@ class NcclCommunicator final : public Communicator {
     NURI_CHECK(devices > 0, "NCCL communicator: this machine has no GPU");
     device_ = bootstrap.local_rank() % devices;
     NURI_CUDA_CHECK(cudaSetDevice(device_));
-    // A blocking stream: it waits for the kernels that nuri launches on the default stream, so a
-    // collective never reads a buffer before the kernel writing it has finished.
-    NURI_CUDA_CHECK(cudaStreamCreate(&stream_));
+    // Non-blocking: the default stream's kernels do not wait for collectives, nor collectives
+    // for them; order_after_compute() orders each collective after the kernels queued before it.
+    NURI_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    NURI_CUDA_CHECK(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming));
     try {
       connect();
     } catch (...) {
@@ -107,6 +111,7 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<PendingCollective> start_all_reduce(Tensor buffer) override {
     check_gpu(buffer, "all_reduce");
     NURI_CHECK(buffer.dtype() != DType::u8, "all_reduce: cannot sum u8 tensors");
+    order_after_compute();
     check_nccl(ncclAllReduce(buffer.raw_data(), buffer.raw_data(), buffer.numel(),
                              nccl_type(buffer.dtype()), ncclSum, comm_, stream_),
                "ncclAllReduce");
@@ -122,6 +127,7 @@ class NcclCommunicator final : public Communicator {
     check_parts(input, output, counts, rank(), size(), "reduce_scatter");
     const size_t element = dtype_size(input.dtype());
     const auto* in = static_cast<const char*>(input.raw_data());
+    order_after_compute();
     {
       NcclGroup group;
       int64_t offset = 0;
@@ -143,6 +149,7 @@ class NcclCommunicator final : public Communicator {
     check_parts(output, input, counts, rank(), size(), "all_gather");
     const size_t element = dtype_size(output.dtype());
     auto* out = static_cast<char*>(output.raw_data());
+    order_after_compute();
     {
       NcclGroup group;
       int64_t offset = 0;
@@ -159,6 +166,7 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<PendingCollective> start_broadcast(Tensor buffer, int root) override {
     check_gpu(buffer, "broadcast");
     NURI_CHECK(root >= 0 && root < size(), "broadcast: root ", root, " is not a rank of ", size());
+    order_after_compute();
     check_nccl(ncclBroadcast(buffer.raw_data(), buffer.raw_data(), buffer.numel(),
                              nccl_type(buffer.dtype()), root, comm_, stream_),
                "ncclBroadcast");
@@ -168,6 +176,7 @@ class NcclCommunicator final : public Communicator {
   // NCCL has no barrier: an all-reduce of one value stands for it.
   std::unique_ptr<PendingCollective> start_barrier(double timeout_s) override {
     NURI_CUDA_CHECK(cudaSetDevice(device_));
+    order_after_compute();
     check_nccl(ncclAllReduce(scratch_, scratch_, 1, ncclFloat64, ncclSum, comm_, stream_),
                "ncclAllReduce");
     return finish("barrier", {}, timeout_s);
@@ -191,6 +200,13 @@ class NcclCommunicator final : public Communicator {
     if (comm_ != nullptr) ncclCommAbort(comm_);
     comm_ = nullptr;
     bootstrap_.abort(code);
+  }
+
+  // Makes the next collective on stream_ wait for every kernel queued so far on the default
+  // stream (which wrote its buffers), without blocking the host or the default stream.
+  void order_after_compute() {
+    NURI_CUDA_CHECK(cudaEventRecord(compute_done_, cudaStreamLegacy));
+    NURI_CUDA_CHECK(cudaStreamWaitEvent(stream_, compute_done_, 0));
   }
 
   // Waits until NCCL has taken a non-blocking call (its state leaves ncclInProgress); an error
@@ -262,6 +278,8 @@ class NcclCommunicator final : public Communicator {
     }
     if (scratch_ != nullptr) cuda::free_device(device_, scratch_);
     scratch_ = nullptr;
+    if (compute_done_ != nullptr) cudaEventDestroy(compute_done_);
+    compute_done_ = nullptr;
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
     stream_ = nullptr;
   }
@@ -283,6 +301,7 @@ class NcclCommunicator final : public Communicator {
   double timeout_s_;
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
+  cudaEvent_t compute_done_ = nullptr;  // recorded on the default stream before each collective
   ncclComm_t comm_ = nullptr;
   double* scratch_ = nullptr;
 };

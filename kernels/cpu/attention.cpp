@@ -312,6 +312,11 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
   checks::cpu_f32(kOp, q, "q");
   checks::cpu_f32(kOp, k, "k");
   checks::cpu_f32(kOp, v, "v");
+  if (options.bf16_products) {  // mixed precision: the f32 kernel over bf16-rounded operands
+    attention_forward(rounded_to_bf16(q), rounded_to_bf16(k), rounded_to_bf16(v),
+                      f32_products(options), out, lse);
+    return;
+  }
   const Geometry g(q, k, options);
   check_blas_range(g);
   const float* pq = q.data<float>();
@@ -346,6 +351,11 @@ void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k
   checks::cpu_f32(kOp, k, "k");
   checks::cpu_f32(kOp, v, "v");
   checks::cpu_f32(kOp, out, "out");
+  if (options.bf16_products) {
+    attention_backward(rounded_to_bf16(grad_out), rounded_to_bf16(q), rounded_to_bf16(k),
+                       rounded_to_bf16(v), out, lse, f32_products(options), grad_q, grad_k, grad_v);
+    return;
+  }
   const Geometry g(q, k, options);
   check_blas_range(g);
   const float* pdo = grad_out.data<float>();

@@ -3,9 +3,13 @@
 // keeping output column d, so no score matrix is stored. The backward recomputes the
 // probabilities from the saved logsumexp: one block per query row for dQ and one per key row
 // for dK and dV, each adding its terms in a fixed order (no atomics). This is the reference
-// kernel that the parity tests hold the GPU to; head_dim must be at most kThreads.
+// kernel that the parity tests hold the GPU to; head_dim must be at most kThreads. Calls with
+// bf16 products go to the tensor-core kernels (attention_bf16.cu) where they fit, else run here
+// over bf16-rounded operands.
 #include <cmath>
 
+#include "kernels/cuda/attention_bf16.h"
+#include "kernels/cuda/attention_geometry.cuh"
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/map.cuh"
 #include "kernels/ops/attention.h"
@@ -15,32 +19,7 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// The shapes and mask of one call, passed to the kernels by value.
-struct Geometry {
-  int64_t batch, tq, tk, hq, hkv, d;
-  AttentionMask mask;
-  int64_t block_size;
-  float scale;
-
-  // Whether query i sees key j (queries are aligned to the end of the keys).
-  __device__ bool visible(int64_t i, int64_t j) const {
-    const int64_t p = tk - tq + i;
-    if (mask == AttentionMask::full) return true;
-    if (mask == AttentionMask::causal) return j <= p;
-    return j / block_size <= p / block_size;
-  }
-  __device__ int64_t q_at(int64_t b, int64_t i, int64_t h) const {
-    return ((b * tq + i) * hq + h) * d;
-  }
-  __device__ int64_t kv_at(int64_t b, int64_t j, int64_t h) const {
-    return ((b * tk + j) * hkv + h) * d;
-  }
-};
-
-Geometry geometry_of(const Tensor& q, const Tensor& k, const AttentionOptions& o) {
-  return {q.size(0), q.size(1), k.size(1),    q.size(2), k.size(2),
-          q.size(3), o.mask,    o.block_size, o.scale};
-}
+using Geometry = AttentionGeometry;
 
 __device__ float dot(const float* a, const float* b, int64_t n) {
   float total = 0.0f;
@@ -178,8 +157,17 @@ void require_head_dim(const Tensor& q) {
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
                        const AttentionOptions& options, Tensor& out, Tensor& lse) {
   require_f32("attention", q, "q");
+  if (options.bf16_products) {
+    if (tensor_core_attention_fits(q)) {
+      tensor_core_attention_forward(q, k, v, options, out, lse);
+    } else {
+      attention_forward(rounded_to_bf16(q), rounded_to_bf16(k), rounded_to_bf16(v),
+                        f32_products(options), out, lse);
+    }
+    return;
+  }
   require_head_dim(q);
-  const Geometry g = geometry_of(q, k, options);
+  const Geometry g = attention_geometry(q, k, options);
   const int64_t rows = g.batch * g.hq * g.tq;
   if (rows == 0) return;
   NURI_CUDA_CHECK(cudaSetDevice(q.device().index));
@@ -192,8 +180,14 @@ void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k
                         const Tensor& out, const Tensor& lse, const AttentionOptions& options,
                         Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) {
   require_f32("attention backward", grad_out, "grad_out");
-  require_head_dim(q);
-  const Geometry g = geometry_of(q, k, options);
+  const bool tensor_cores = options.bf16_products && tensor_core_attention_fits(q);
+  if (options.bf16_products && !tensor_cores) {
+    attention_backward(rounded_to_bf16(grad_out), rounded_to_bf16(q), rounded_to_bf16(k),
+                       rounded_to_bf16(v), out, lse, f32_products(options), grad_q, grad_k, grad_v);
+    return;
+  }
+  if (!tensor_cores) require_head_dim(q);
+  const Geometry g = attention_geometry(q, k, options);
   const int64_t q_rows = g.batch * g.hq * g.tq, kv_rows = g.batch * g.hkv * g.tk;
   NURI_CUDA_CHECK(cudaSetDevice(q.device().index));
   Tensor delta = Tensor::empty({q_rows}, DType::f32, q.device());
@@ -201,6 +195,12 @@ void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k
     delta_kernel<<<row_blocks(q_rows), kThreads>>>(grad_out.data<float>(), out.data<float>(), g,
                                                    delta.data<float>());
     NURI_CUDA_CHECK_LAUNCH();
+  }
+  if (tensor_cores) {
+    tensor_core_attention_backward(grad_out, q, k, v, lse, delta, options, grad_q, grad_k, grad_v);
+    return;
+  }
+  if (q_rows > 0) {
     grad_q_kernel<<<row_blocks(q_rows), kThreads>>>(
         grad_out.data<float>(), q.data<float>(), k.data<float>(), v.data<float>(),
         lse.data<float>(), delta.data<float>(), g, grad_q.data<float>());

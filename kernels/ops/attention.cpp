@@ -4,6 +4,7 @@
 
 #include "kernels/autograd.h"
 #include "kernels/ops/checks.h"
+#include "kernels/ops/linear.h"
 
 namespace nuri {
 namespace {
@@ -54,6 +55,8 @@ AttentionOptions check_arguments(const Tensor& q, const Tensor& k, const Tensor&
   NURI_CHECK(std::isfinite(options.scale), kOp, ": scale must be finite, not ", options.scale);
   AttentionOptions resolved = options;
   if (resolved.scale == 0) resolved.scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  if (gemm_precision() == GemmPrecision::bf16 && q.dtype() == DType::f32)
+    resolved.bf16_products = true;
   return resolved;
 }
 
@@ -83,6 +86,15 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v,
         });
   }
   return out;
+}
+
+Tensor rounded_to_bf16(const Tensor& t) {
+  return t.to(DType::bf16).to(DType::f32);
+}
+
+AttentionOptions f32_products(AttentionOptions options) {
+  options.bf16_products = false;
+  return options;
 }
 
 }  // namespace nuri

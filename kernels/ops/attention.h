@@ -24,6 +24,11 @@ struct AttentionOptions {
   AttentionMask mask = AttentionMask::causal;
   int64_t block_size = 0;  // tokens per block, for block_causal
   float scale = 0;         // score scale; 0 means 1 / sqrt(head_dim)
+  // Mixed precision, set by attention() under GemmPrecision::bf16 (kernels/ops/linear.h): the
+  // products read bf16-rounded q, k, v and output gradient and accumulate in f32; the softmax,
+  // lse, output and gradients stay f32. The GPU runs them on bf16 tensor cores (its probabilities
+  // and score gradients are rounded to bf16 too); the CPU rounds the operands and computes in f32.
+  bool bf16_products = false;
 };
 
 // softmax(q k^T * scale + mask) v per head. q is [B, Tq, Hq, D]; k and v are [B, Tk, Hkv, D] with
@@ -44,5 +49,10 @@ NURI_KERNEL(attention_backward,
             (const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
              const Tensor& out, const Tensor& lse, const AttentionOptions& options, Tensor& grad_q,
              Tensor& grad_k, Tensor& grad_v))
+
+// The operands of bf16_products: t (f32) rounded to bf16 and widened back to f32.
+Tensor rounded_to_bf16(const Tensor& t);
+// `options` with bf16_products off: the f32 kernels' options for rounded operands.
+AttentionOptions f32_products(AttentionOptions options);
 
 }  // namespace nuri

@@ -21,8 +21,11 @@ namespace {
 using test::series;
 
 // The CPU and GPU sum in different orders, so their f32 losses part by rounding that training
-// compounds: within 1e-4 relative at the first step and 1% at every later one.
+// compounds: within 1e-4 relative at the first step and 1% at every later one. In bf16 the GPU's
+// attention also rounds its probabilities to bf16 (8 significant bits, 2^-9 = 2e-3 relative), so
+// the first step is held to 1e-3.
 constexpr double kFirstStepTolerance = 1e-4;
+constexpr double kBf16FirstStepTolerance = 1e-3;
 constexpr double kStepTolerance = 1e-2;
 
 #define NURI_REQUIRE_GPU()                                                                       \
@@ -55,7 +58,8 @@ std::pair<std::string, std::string> expect_gpu_follows_cpu(const std::string& na
   EXPECT_EQ(cpu_losses.size(), 20u);
   EXPECT_EQ(gpu_losses.size(), cpu_losses.size());
   for (size_t i = 0; i < cpu_losses.size() && i < gpu_losses.size(); ++i) {
-    const double tolerance = i == 0 ? kFirstStepTolerance : kStepTolerance;
+    const double first = precision == "bf16" ? kBf16FirstStepTolerance : kFirstStepTolerance;
+    const double tolerance = i == 0 ? first : kStepTolerance;
     EXPECT_NEAR(gpu_losses[i].second, cpu_losses[i].second,
                 tolerance * std::abs(cpu_losses[i].second))
         << precision << " step " << cpu_losses[i].first;
@@ -82,7 +86,8 @@ TEST(CudaTraining, ResumeOnTheGpuIsBitIdentical) {
                                     test::fresh_dir("cuda-resume-split"), on_gpu);
 }
 
-// bf16 on the GPU (tensor-core GEMMs) follows the CPU's bf16 reference as fp32 follows fp32.
+// bf16 on the GPU (tensor-core GEMMs and attention) follows the CPU's bf16 reference as fp32
+// follows fp32.
 TEST(CudaTraining, Bf16FollowsTheCpuBf16Curve) {
   NURI_REQUIRE_GPU();
   expect_gpu_follows_cpu("cuda-bf16", "bf16");
