@@ -13,7 +13,7 @@ void add_ask_command(CLI::App& app) {
   auto* command = app.add_subcommand(
       "ask", "Ask an omni checkpoint one question about audio, an image or a video");
   struct Args {
-    std::string checkpoint, audio, image, video, text;
+    std::string checkpoint, audio, image, video, text, device = "cpu";
     int64_t max_new_tokens = 48;
   };
   auto args = std::make_shared<Args>();
@@ -23,6 +23,8 @@ void add_ask_command(CLI::App& app) {
   command->add_option("--video", args->video, "a video file (frames and soundtrack)");
   command->add_option("--text", args->text, "the question as text");
   command->add_option("--max-new-tokens", args->max_new_tokens, "longest reply");
+  command->add_option("--device", args->device, "where the model runs: cpu, cuda or cuda:N")
+      ->capture_default_str();
   command->callback([args] {
     Conversation conversation;
     Message& question = conversation.messages.emplace_back();
@@ -33,8 +35,10 @@ void add_ask_command(CLI::App& app) {
     if (!args->text.empty())
       question.content.push_back({PartKind::text, args->text, "", std::nullopt});
     NURI_CHECK(!question.content.empty(), "ask: give --audio, --image, --video or --text");
+    const Device device = usable_device(args->device);
     const std::string dir = resolve_checkpoint(args->checkpoint);
-    const OmniModel model = load_omni_model(dir);
+    OmniModel model = load_omni_model(dir);
+    model.to(device);
     const Tokenizer tokenizer = Tokenizer::load(dir + "/tokenizer.json");
     const ChatTemplate chat(tokenizer);
     const std::vector<MediaInput> media = decode_media(conversation, model.config(), {});

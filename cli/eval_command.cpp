@@ -22,6 +22,8 @@ void add_eval_command(CLI::App& app) {
                       "checkpoint's directory)");
   command->add_option("--max-samples", options->max_samples, "score only the first N");
   command->add_option("--max-new-tokens", options->max_new_tokens, "longest reply");
+  command->add_option("--device", options->device, "where the model runs: cpu, cuda or cuda:N")
+      ->capture_default_str();
   command->callback([options, out] {
     const EvalReport report = evaluate_checkpoint(*options);
     const std::string prefix =

@@ -79,7 +79,7 @@ std::vector<int32_t> parse_ids(const std::string& list, int64_t vocab_size) {
 void add_generate_command(CLI::App& app) {
   auto* command = app.add_subcommand("generate", "Generate text from a checkpoint, streaming it");
   struct Args {
-    std::string checkpoint, prompt;
+    std::string checkpoint, prompt, device = "cpu";
     GenerateOptions options;
   };
   auto args = std::make_shared<Args>();
@@ -101,8 +101,12 @@ void add_generate_command(CLI::App& app) {
   command->add_option("--repetition-penalty", s.repetition_penalty, "1 disables it")
       ->capture_default_str();
   command->add_option("--seed", s.seed, "sampling seed")->capture_default_str();
+  command->add_option("--device", args->device, "where the model runs: cpu, cuda or cuda:N")
+      ->capture_default_str();
   command->callback([args] {
+    const Device device = usable_device(args->device);
     LoadedModel loaded = load_model(args->checkpoint);
+    loaded.model.to(device);
     const std::vector<int32_t> prompt = loaded.tokenizer.encode(args->prompt);
     NURI_CHECK(!prompt.empty(), "--prompt: the prompt encodes to no tokens");
     if (loaded.model.config().eos_token_id >= 0) {

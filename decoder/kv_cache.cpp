@@ -5,15 +5,15 @@
 
 namespace nuri {
 
-KvCache::KvCache(const DecoderConfig& config, int64_t batch, int64_t capacity)
+KvCache::KvCache(const DecoderConfig& config, int64_t batch, int64_t capacity, const Device& device)
     : batch_(batch), capacity_(capacity) {
   config.validate();
   NURI_CHECK(batch > 0, "KV cache: batch must be positive, got ", batch);
   NURI_CHECK(capacity > 0, "KV cache: capacity must be positive, got ", capacity);
   const Shape shape = {batch, capacity, config.num_key_value_heads, config.resolved_head_dim()};
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
-    keys_.push_back(Tensor::empty(shape));
-    values_.push_back(Tensor::empty(shape));
+    keys_.push_back(Tensor::empty(shape, DType::f32, device));
+    values_.push_back(Tensor::empty(shape, DType::f32, device));
   }
 }
 
@@ -32,6 +32,8 @@ std::pair<Tensor, Tensor> KvCache::append(int layer, const Tensor& k, const Tens
                  v.shape() == k.shape(),
              "KV cache: keys ", shape_str(k.shape()), " and values ", shape_str(v.shape()),
              " do not match [", batch_, ", T, ", hkv, ", ", dim, "]");
+  NURI_CHECK(k.device() == cache_k.device() && v.device() == cache_k.device(), "KV cache: keys on ",
+             k.device(), " and values on ", v.device(), " for a cache on ", cache_k.device());
   const int64_t t = k.size(1), end = length_ + t;
   NURI_CHECK(end <= capacity_, "KV cache: ", t, " new tokens do not fit (", length_, " of ",
              capacity_, " used)");

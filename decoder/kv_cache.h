@@ -11,12 +11,14 @@ namespace nuri {
 
 class KvCache {
  public:
-  // Room for `capacity` tokens of `batch` sequences.
-  KvCache(const DecoderConfig& config, int64_t batch, int64_t capacity);
+  // Room for `capacity` tokens of `batch` sequences, on `device` (the model's).
+  KvCache(const DecoderConfig& config, int64_t batch, int64_t capacity,
+          const Device& device = Device::cpu());
 
   int64_t length() const { return length_; }
   int64_t capacity() const { return capacity_; }
   int64_t batch() const { return batch_; }
+  Device device() const { return keys_.front().device(); }
   // Forgets every token (a new conversation).
   void reset() { length_ = 0; }
   // Keeps the first `length` tokens (a cancelled or rewound turn).

@@ -110,7 +110,7 @@ std::vector<int32_t> generate(const Decoder& decoder, std::span<const int32_t> p
              " exceed max_position_embeddings ", config.max_position_embeddings);
   const bool caller_cache = cache != nullptr;
   std::optional<KvCache> own_cache;
-  if (!cache) cache = &own_cache.emplace(config, 1, needed);
+  if (!cache) cache = &own_cache.emplace(config, 1, needed, decoder.device());
   NURI_CHECK(cache->batch() == 1, "generate: the KV cache holds ", cache->batch(),
              " sequences; generation runs one");
   NURI_CHECK(needed <= cache->capacity(), "generate: ", start, " cached + ", prompt_len,
@@ -131,8 +131,8 @@ std::vector<int32_t> generate(const Decoder& decoder, std::span<const int32_t> p
   };
   Tensor logits = decoder.logits(step(prompt));
   while (static_cast<int64_t>(generated.size()) < options.max_new_tokens) {
-    const int32_t id =
-        sampler.sample({logits.data<float>(), static_cast<size_t>(logits.numel())}, history);
+    const std::vector<float> scores = logits.to_vector();  // on the host, wherever the model is
+    const int32_t id = sampler.sample(scores, history);
     generated.push_back(id);
     history.push_back(id);
     const bool stop =

@@ -309,7 +309,7 @@ std::vector<int32_t> OmniModel::reply(const SequenceLayout& prompt,
                                       const std::vector<MediaInput>& inputs, int64_t max_tokens,
                                       int32_t stop) const {
   NoGradScope no_grad;
-  KvCache cache(config_.decoder, 1, prompt.size() + max_tokens);
+  KvCache cache(config_.decoder, 1, prompt.size() + max_tokens, decoder_.device());
   const int64_t v = config_.decoder.vocab_size;
   Tensor hidden = decoder_.forward_hidden(
       embed(prompt, inputs), Tensor::from_data<int32_t>(prompt.positions, {3, prompt.size()}),

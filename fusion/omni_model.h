@@ -61,7 +61,7 @@ class OmniModel {
 
   void init(Generator& generator);
   // Moves every module's parameters to `device`; token ids, log-mel and pixels on another device
-  // are moved to it in forward. Generation (reply) runs on the CPU only.
+  // are moved to it in forward, and generation (reply) keeps its KV cache there.
   void to(const Device& device);
   // Reads every module from one safetensors file; a missing, extra or mis-shaped tensor is an
   // error naming it, raised before any parameter changes.

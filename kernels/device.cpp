@@ -22,6 +22,17 @@ Device Device::parse(const std::string& name) {
   fail("unknown device '", name, "' (expected cpu, cuda or cuda:N)");
 }
 
+Device usable_device(const std::string& name) {
+  const Device device = Device::parse(name);
+  if (device.is_cpu()) return device;
+  NURI_CHECK(cuda_compiled(), "device ", name,
+             ": this build has no CUDA backend (configure with -DNURI_CUDA=ON)");
+  const int count = cuda_device_count();
+  NURI_CHECK(count > 0, "device ", name, ": no GPU is visible");
+  NURI_CHECK(device.index < count, "device ", name, ": there are only ", count, " GPUs");
+  return device;
+}
+
 bool cuda_compiled() {
 #ifdef NURI_WITH_CUDA
   return true;

@@ -30,6 +30,10 @@ inline std::ostream& operator<<(std::ostream& out, const Device& device) {
   return out << device.str();
 }
 
+// The device that `name` ("cpu", "cuda" or "cuda:N") names, checked to be one that this build and
+// machine can run: an error says why not (no CUDA backend, no GPU, no GPU of that index).
+Device usable_device(const std::string& name);
+
 // True when this build includes the CUDA backend.
 bool cuda_compiled();
 // Number of usable GPUs (0 when the build has no CUDA or no GPU is present).

@@ -131,7 +131,9 @@ std::string normalize_answer(const std::string& text) {
 
 EvalReport evaluate_checkpoint(const EvalOptions& options) {
   const std::string dir = resolve_checkpoint(options.checkpoint);
-  const OmniModel model = load_omni_model(dir);
+  const Device device = usable_device(options.device);
+  OmniModel model = load_omni_model(dir);
+  model.to(device);
   const Tokenizer tokenizer = Tokenizer::load((fs::path(dir) / "tokenizer.json").string());
   const ChatTemplate chat(tokenizer);
   std::vector<ManifestEntry> entries = load_manifest(options.manifest);

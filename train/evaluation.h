@@ -19,6 +19,7 @@ struct EvalOptions {
   int64_t max_new_tokens = 48;
   MediaDecodeOptions media;
   bool progress = true;
+  std::string device = "cpu";  // where the model runs: cpu, cuda or cuda:N
 };
 
 struct EvalReport {

@@ -1,5 +1,6 @@
-// CUDA kernels for the shape ops, for every dtype: block copies through cudaMemcpy2D and a
-// transpose of two dimensions with one thread per output element.
+// CUDA kernels for the shape ops, for every dtype: block copies through cudaMemcpy2D (row by row
+// when a stride passes its pitch limit) and a transpose of two dimensions with one thread per
+// output element.
 #include <cstdint>
 
 #include "kernels/cuda/map.cuh"
@@ -32,6 +33,15 @@ void copy_blocks(const Tensor& src, Tensor& dst, int64_t rows, int64_t row_bytes
   NURI_CUDA_CHECK(cudaSetDevice(dst.device().index));
   if (rows == 1) {  // one row: its strides are not pitches
     NURI_CUDA_CHECK(cudaMemcpy(out, in, static_cast<size_t>(row_bytes), cudaMemcpyDeviceToDevice));
+    return;
+  }
+  int max_pitch = 0;
+  NURI_CUDA_CHECK(cudaDeviceGetAttribute(&max_pitch, cudaDevAttrMaxPitch, dst.device().index));
+  if (src_stride > max_pitch || dst_stride > max_pitch) {  // past cudaMemcpy2D's pitch: row by row
+    for (int64_t r = 0; r < rows; ++r) {
+      NURI_CUDA_CHECK(cudaMemcpyAsync(out + r * dst_stride, in + r * src_stride,
+                                      static_cast<size_t>(row_bytes), cudaMemcpyDeviceToDevice));
+    }
     return;
   }
   NURI_CUDA_CHECK(cudaMemcpy2D(out, static_cast<size_t>(dst_stride), in,

@@ -201,6 +201,36 @@ TEST(DecoderGenerate, SeededSamplingReproducesAndACacheCarriesTheConversation) {
   EXPECT_EQ(second, greedy_without_cache(model, whole, 4));
 }
 
+// Generation with the model and its KV cache on cuda:0 picks the CPU's greedy tokens, and a
+// caller's GPU cache carries a conversation as on the CPU. Skips visibly without a GPU.
+TEST(CudaGenerate, GreedyOnTheGpuMatchesTheCpu) {
+  if (!cuda_compiled()) GTEST_SKIP() << "built without CUDA: generation on a GPU not checked";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: generation on a GPU not checked";
+  const DecoderConfig config = small_config(true);
+  const Decoder cpu = initialised(config, 31);
+  Decoder gpu = initialised(config, 31);
+  gpu.to(Device::cuda(0));
+  const std::vector<int32_t> prompt = {3, 17, 5, 40, 2};
+  const GenerateOptions greedy = {.max_new_tokens = 12, .sampling = {.temperature = 0}};
+  EXPECT_EQ(generate(gpu, prompt, greedy), generate(cpu, prompt, greedy));
+
+  KvCache cpu_cache(config, 1, 40), gpu_cache(config, 1, 40, Device::cuda(0));
+  EXPECT_TRUE(gpu_cache.device().is_cuda());
+  for (const std::vector<int32_t>& turn : {prompt, std::vector<int32_t>{7, 8}}) {
+    EXPECT_EQ(generate(gpu, turn, greedy, {}, &gpu_cache),
+              generate(cpu, turn, greedy, {}, &cpu_cache));
+    EXPECT_EQ(gpu_cache.length(), cpu_cache.length());
+  }
+  // A CPU cache does not serve a GPU model: the error names both devices.
+  KvCache wrong(config, 1, 40);
+  try {
+    generate(gpu, prompt, greedy, {}, &wrong);
+    FAIL() << "a CPU cache was accepted for a GPU model";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda:0"), std::string::npos) << e.what();
+  }
+}
+
 TEST(DecoderGenerate, RejectsWhatDoesNotFit) {
   const DecoderConfig config = small_config(true);  // 64 positions
   const Decoder model = initialised(config, 8);

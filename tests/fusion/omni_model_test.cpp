@@ -367,6 +367,23 @@ TEST(CudaOmniModel, LossAndGradientsMatchTheCpu) {
   }
 }
 
+// Greedy replies with the model and its KV cache on cuda:0 are the CPU's. Skips visibly without a
+// GPU.
+TEST(CudaOmniModel, GreedyReplyMatchesTheCpu) {
+  if (!cuda_compiled()) GTEST_SKIP() << "built without CUDA: replies on a GPU not checked";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: replies on a GPU not checked";
+  const OmniModel cpu = initialised(tiny_config(), 6);
+  OmniModel gpu = initialised(tiny_config(), 6);
+  gpu.to(Device::cuda(0));
+  const ChatTemplate chat(tokenizer());
+  Example e = rich_example(11);
+  e.conversation.messages.pop_back();
+  const SequenceLayout prompt = chat.layout(e.conversation, cpu.shapes_of(e.inputs), true);
+  const std::vector<int32_t> expected = cpu.reply(prompt, e.inputs, 8, -1);
+  ASSERT_EQ(expected.size(), 8u);
+  EXPECT_EQ(gpu.reply(prompt, e.inputs, 8, -1), expected);
+}
+
 TEST(OmniModel, CheckpointRoundTripsEveryModule) {
   const OmniModel model = initialised(tiny_config(), 4);
   TempDir dir;

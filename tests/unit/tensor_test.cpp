@@ -153,5 +153,22 @@ TEST(Device, Parse) {
   EXPECT_THROW(Device::parse("cuda:x"), Error);
 }
 
+TEST(Device, UsableDeviceSaysWhyAGpuCannotBeHad) {
+  EXPECT_EQ(usable_device("cpu"), Device::cpu());
+  EXPECT_THROW(usable_device("tpu"), Error);
+  const int gpus = cuda_device_count();
+  const std::string past = "cuda:" + std::to_string(gpus);  // one past the last GPU there is
+  try {
+    usable_device(past);
+    FAIL() << past << " was accepted";
+  } catch (const Error& e) {
+    const std::string why = !cuda_compiled() ? "no CUDA backend"
+                            : gpus == 0      ? "no GPU is visible"
+                                             : "there are only";
+    EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(past), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace nuri
