@@ -367,6 +367,19 @@ TEST(CudaOmniModel, LossAndGradientsMatchTheCpu) {
   }
 }
 
+// A conversation with an image, audio and video whose answer is left out, laid out as a prompt.
+struct ReplyPrompt {
+  Example example;
+  SequenceLayout layout;
+};
+ReplyPrompt reply_prompt(const OmniModel& model) {
+  const ChatTemplate chat(tokenizer());
+  Example e = rich_example(11);
+  e.conversation.messages.pop_back();
+  const SequenceLayout layout = chat.layout(e.conversation, model.shapes_of(e.inputs), true);
+  return {std::move(e), layout};
+}
+
 // Greedy replies with the model and its KV cache on cuda:0 are the CPU's. Skips visibly without a
 // GPU.
 TEST(CudaOmniModel, GreedyReplyMatchesTheCpu) {
@@ -375,13 +388,10 @@ TEST(CudaOmniModel, GreedyReplyMatchesTheCpu) {
   const OmniModel cpu = initialised(tiny_config(), 6);
   OmniModel gpu = initialised(tiny_config(), 6);
   gpu.to(Device::cuda(0));
-  const ChatTemplate chat(tokenizer());
-  Example e = rich_example(11);
-  e.conversation.messages.pop_back();
-  const SequenceLayout prompt = chat.layout(e.conversation, cpu.shapes_of(e.inputs), true);
-  const std::vector<int32_t> expected = cpu.reply(prompt, e.inputs, 8, -1);
+  const ReplyPrompt p = reply_prompt(cpu);
+  const std::vector<int32_t> expected = cpu.reply(p.layout, p.example.inputs, 8, -1);
   ASSERT_EQ(expected.size(), 8u);
-  EXPECT_EQ(gpu.reply(prompt, e.inputs, 8, -1), expected);
+  EXPECT_EQ(gpu.reply(p.layout, p.example.inputs, 8, -1), expected);
 }
 
 TEST(OmniModel, CheckpointRoundTripsEveryModule) {
@@ -412,10 +422,9 @@ TEST(OmniModel, CheckpointRoundTripsEveryModule) {
 
 TEST(OmniModel, GreedyReplyMatchesFullForwardArgmax) {
   const OmniModel model = initialised(tiny_config(), 6);
-  const ChatTemplate chat(tokenizer());
-  Example e = rich_example(11);
-  e.conversation.messages.pop_back();
-  const SequenceLayout prompt = chat.layout(e.conversation, model.shapes_of(e.inputs), true);
+  const ReplyPrompt p = reply_prompt(model);
+  const Example& e = p.example;
+  const SequenceLayout& prompt = p.layout;
   const std::vector<int32_t> reply = model.reply(prompt, e.inputs, 5, -1);
   ASSERT_EQ(reply.size(), 5u);
   // Re-run without a cache, one token longer each time, and take the last row's argmax.
