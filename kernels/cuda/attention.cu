@@ -191,8 +191,10 @@ void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k
   const int64_t q_rows = g.batch * g.hq * g.tq, kv_rows = g.batch * g.hkv * g.tk;
   NURI_CUDA_CHECK(cudaSetDevice(q.device().index));
   Tensor delta = Tensor::empty({q_rows}, DType::f32, q.device());
+  // The tensor cores read the output gradient rounded to bf16; delta reads the same values.
+  const Tensor delta_grad = tensor_cores ? rounded_to_bf16(grad_out) : grad_out;
   if (q_rows > 0) {
-    delta_kernel<<<row_blocks(q_rows), kThreads>>>(grad_out.data<float>(), out.data<float>(), g,
+    delta_kernel<<<row_blocks(q_rows), kThreads>>>(delta_grad.data<float>(), out.data<float>(), g,
                                                    delta.data<float>());
     NURI_CUDA_CHECK_LAUNCH();
   }

@@ -28,11 +28,11 @@ struct AttentionGeometry {
                                                         : (p / block_size + 1) * block_size;
     return end < tk ? end : tk;
   }
-  // The first query that sees any key from `first` on.
+  // The first query that sees any key from `first` on (under the full mask, query 0, even when
+  // there are more queries than keys).
   __device__ int64_t first_query(int64_t first) const {
-    const int64_t p = mask == AttentionMask::full     ? 0
-                      : mask == AttentionMask::causal ? first
-                                                      : first / block_size * block_size;
+    if (mask == AttentionMask::full) return 0;
+    const int64_t p = mask == AttentionMask::causal ? first : first / block_size * block_size;
     const int64_t i = p - (tk - tq);
     return i > 0 ? i : 0;
   }

@@ -98,8 +98,9 @@ TEST(OpParityCuda, AttentionInBf16MatchesTheCpu) {
   if (!cuda_compiled()) GTEST_SKIP() << "built without CUDA: bf16 attention parity not checked";
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: bf16 attention parity not checked";
   const Case shapes[] = {
-      {2, 100, 100, 4, 2, 64, AttentionMask::causal},             // GQA, partial last tile
-      {1, 37, 150, 2, 2, 32, AttentionMask::full},                // fewer queries than keys
+      {2, 100, 100, 4, 2, 64, AttentionMask::causal},  // GQA, partial last tile
+      {1, 37, 150, 2, 2, 32, AttentionMask::full},     // fewer queries than keys
+      {1, 90, 40, 2, 1, 32, AttentionMask::full},      // more queries than keys (cross-attention)
       {2, 130, 130, 4, 1, 128, AttentionMask::block_causal, 16},  // multi-query, largest head
       {1, 1, 77, 3, 3, 48, AttentionMask::causal},                // one query against a cache
       {1, 200, 200, 2, 1, 16, AttentionMask::block_causal, 50},   // blocks across tiles
