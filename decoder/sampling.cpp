@@ -131,8 +131,9 @@ std::vector<int32_t> generate(const Decoder& decoder, std::span<const int32_t> p
   };
   Tensor logits = decoder.logits(step(prompt));
   while (static_cast<int64_t>(generated.size()) < options.max_new_tokens) {
-    const std::vector<float> scores = logits.to_vector();  // on the host, wherever the model is
-    const int32_t id = sampler.sample(scores, history);
+    const Tensor scores = logits.on(Device::cpu());  // the host's (no copy for a CPU model)
+    const int32_t id =
+        sampler.sample({scores.data<float>(), static_cast<size_t>(scores.numel())}, history);
     generated.push_back(id);
     history.push_back(id);
     const bool stop =
