@@ -11,7 +11,10 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure
 
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNURI_SANITIZE=ON \
-  -DNURI_CUDA=OFF -DNURI_BENCH=OFF
+# -O1 with line tables: the sanitizers' reports keep file and line, and the build takes less than
+# half as long as at -O2 with full debug information.
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DNURI_SANITIZE=ON -DNURI_CUDA=OFF \
+  -DNURI_BENCH=OFF
 cmake --build build-asan -j "$jobs"
 ctest --test-dir build-asan --output-on-failure -L unit

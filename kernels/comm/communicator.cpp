@@ -115,7 +115,10 @@ void check_parts(const Tensor& whole, const Tensor& part, const std::vector<int6
   NURI_CHECK(static_cast<int>(counts.size()) == ranks, what, ": ", counts.size(), " counts for ",
              ranks, " rank(s)");
   int64_t total = 0;
-  for (int64_t count : counts) total += count;
+  for (int64_t count : counts) {
+    NURI_CHECK(count >= 0, what, ": a count of ", count, " elements is negative");
+    total += count;
+  }
   NURI_CHECK(whole.dtype() == part.dtype(), what, ": dtypes ", dtype_name(whole.dtype()), " and ",
              dtype_name(part.dtype()), " differ");
   NURI_CHECK(whole.numel() == total && part.numel() == counts[rank], what, ": buffers of ",

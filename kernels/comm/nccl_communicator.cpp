@@ -209,9 +209,11 @@ class NcclCommunicator final : public Communicator {
     NURI_CUDA_CHECK(cudaStreamWaitEvent(stream_, compute_done_, 0));
   }
 
-  // Waits until NCCL has taken a non-blocking call (its state leaves ncclInProgress); an error
-  // state is a nuri::Error, a wait past the timeout stops the job.
+  // Waits until NCCL has taken a non-blocking call (its state leaves ncclInProgress); a wait past
+  // the timeout stops the job. An error state aborts the communicator, which stops its kernels
+  // before the buffers they use go back to the pool, and is a nuri::Error.
   void settle(const std::string& what, double timeout_s) {
+    NURI_CHECK(comm_ != nullptr, "NCCL: ", what, ": the communicator was aborted after an error");
     const auto start = Clock::now();
     ncclResult_t state = ncclInProgress;
     while (true) {
@@ -220,7 +222,11 @@ class NcclCommunicator final : public Communicator {
       give_up_after(what, start, timeout_s);
       std::this_thread::yield();
     }
-    NURI_CHECK(state == ncclSuccess, "NCCL: ", what, " failed: ", ncclGetErrorString(state));
+    if (state != ncclSuccess) {
+      ncclCommAbort(comm_);
+      comm_ = nullptr;
+      fail("NCCL: ", what, " failed: ", ncclGetErrorString(state));
+    }
   }
 
   // Past the timeout: says which collective waited, aborts NCCL and ends the process, so that
@@ -327,6 +333,7 @@ bool NcclPending::done() {
   if (complete_) return true;
   const cudaError_t status = cudaEventQuery(event_);
   if (status == cudaErrorNotReady) {
+    cudaGetLastError();  // "not ready" is no error; no later launch check may report it
     owner_.settle(what_, timeout_s_);  // an asynchronous NCCL error surfaces here
     return false;
   }

@@ -7,6 +7,7 @@
 
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/map.cuh"
 #include "kernels/cuda/runtime.h"
 #include "kernels/ops/adamw.h"
 
@@ -64,11 +65,6 @@ __global__ void squares_chunks_kernel(const SquaresChunk* chunks, int64_t count,
   }
 }
 
-// Device scratch of `bytes` from the caching allocator (freed blocks are reused in stream order).
-Tensor scratch(int device, size_t bytes) {
-  return Tensor::empty({static_cast<int64_t>(bytes)}, DType::u8, Device::cuda(device));
-}
-
 unsigned blocks_for(int64_t chunks) {
   return static_cast<unsigned>(std::min(chunks, kMaxBlocks));
 }
@@ -99,7 +95,7 @@ void adamw_multi_update(const std::vector<AdamWTensors>& entries, const AdamWOpt
   const int device = entries.front().param.device().index;
   NURI_CUDA_CHECK(cudaSetDevice(device));
   const size_t table_bytes = chunks.size() * sizeof(AdamWChunk);
-  Tensor table = scratch(device, table_bytes);
+  Tensor table = device_scratch(device, table_bytes);
   copy(table.raw_data(), true, chunks.data(), false, table_bytes);
   const AdamWShared shared{options.beta1, options.beta2, options.eps,
                            static_cast<float>(std::sqrt(bias_correction2)), grad_scale};
@@ -123,7 +119,7 @@ void sum_of_squares_of(const std::vector<Tensor>& tensors, double& total) {
   const size_t table_bytes = chunks.size() * sizeof(SquaresChunk);
   const size_t partial_bytes = chunks.size() * sizeof(double);
   // One scratch holds the partial sums, then the table (both 8-byte aligned).
-  Tensor buffer = scratch(device, partial_bytes + table_bytes);
+  Tensor buffer = device_scratch(device, partial_bytes + table_bytes);
   auto* partial = static_cast<double*>(buffer.raw_data());
   auto* table =
       reinterpret_cast<SquaresChunk*>(static_cast<char*>(buffer.raw_data()) + partial_bytes);

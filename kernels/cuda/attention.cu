@@ -18,6 +18,8 @@ namespace nuri::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+static_assert((kThreads & (kThreads - 1)) == 0 && kThreads <= kMaxBlock,
+              "block_reduce needs a power-of-two block of at most kMaxBlock threads");
 
 using Geometry = AttentionGeometry;
 
@@ -38,9 +40,10 @@ __global__ void forward_kernel(const float* q, const float* k, const float* v, G
     const float* qi = q + g.q_at(b, i, h);
     float top = -INFINITY, acc = 0.0f;
     double total = 0;
-    for (int64_t c0 = 0; c0 < g.tk; c0 += kThreads) {
+    const int64_t end = g.key_end(i);  // the keys past it are masked
+    for (int64_t c0 = 0; c0 < end; c0 += kThreads) {
       const int64_t j = c0 + threadIdx.x;
-      const bool seen = j < g.tk && g.visible(i, j);
+      const bool seen = j < end && g.visible(i, j);
       const float s = seen ? dot(qi, k + g.kv_at(b, j, kvh), g.d) * g.scale : -INFINITY;
       const float new_top = fmaxf(top, block_max(s));
       const float w = s == -INFINITY ? 0.0f : expf(s - new_top);
@@ -49,7 +52,7 @@ __global__ void forward_kernel(const float* q, const float* k, const float* v, G
       total = total * rescale + block_sum(w);  // block_sum synchronises, so weights are ready
       acc *= rescale;
       if (threadIdx.x < g.d) {
-        const int64_t count = g.tk - c0 < kThreads ? g.tk - c0 : kThreads;
+        const int64_t count = end - c0 < kThreads ? end - c0 : kThreads;
         for (int64_t u = 0; u < count; ++u)
           acc += weights[u] * v[g.kv_at(b, c0 + u, kvh) + threadIdx.x];
       }
@@ -86,17 +89,18 @@ __global__ void grad_q_kernel(const float* grad_out, const float* q, const float
     const float* qi = q + g.q_at(b, i, h);
     const float* doi = grad_out + g.q_at(b, i, h);
     float acc = 0.0f;
-    for (int64_t c0 = 0; c0 < g.tk; c0 += kThreads) {
+    const int64_t end = g.key_end(i);
+    for (int64_t c0 = 0; c0 < end; c0 += kThreads) {
       const int64_t j = c0 + threadIdx.x;
       float term = 0.0f;
-      if (j < g.tk && g.visible(i, j)) {
+      if (j < end && g.visible(i, j)) {
         const float p = expf(dot(qi, k + g.kv_at(b, j, kvh), g.d) * g.scale - lse[r]);
         term = p * (dot(doi, v + g.kv_at(b, j, kvh), g.d) - delta[r]);
       }
       ds[threadIdx.x] = term;
       __syncthreads();
       if (threadIdx.x < g.d) {
-        const int64_t count = g.tk - c0 < kThreads ? g.tk - c0 : kThreads;
+        const int64_t count = end - c0 < kThreads ? end - c0 : kThreads;
         for (int64_t u = 0; u < count; ++u) acc += ds[u] * k[g.kv_at(b, c0 + u, kvh) + threadIdx.x];
       }
       __syncthreads();
@@ -118,8 +122,9 @@ __global__ void grad_kv_kernel(const float* grad_out, const float* q, const floa
     const float* kj = k + g.kv_at(b, j, kvh);
     const float* vj = v + g.kv_at(b, j, kvh);
     float dk = 0.0f, dv = 0.0f;
+    const int64_t first = g.first_query(j);  // the queries before it do not see key j
     for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-      for (int64_t c0 = 0; c0 < g.tq; c0 += kThreads) {
+      for (int64_t c0 = first; c0 < g.tq; c0 += kThreads) {
         const int64_t i = c0 + threadIdx.x;
         float p = 0.0f, term = 0.0f;
         if (i < g.tq && g.visible(i, j)) {

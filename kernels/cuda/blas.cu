@@ -6,6 +6,7 @@
 
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <array>
 #include <compare>
 #include <cstdint>
@@ -33,7 +34,8 @@ namespace {
 constexpr size_t kWorkspaceBytes = 32u << 20;
 constexpr int kMaxDevices = 64;
 
-// One cuBLASLt handle and workspace per device, made on first use and kept for the process.
+// One cuBLASLt handle and workspace per device, made on first use (under plan_mutex) and kept for
+// the process.
 struct DeviceBlas {
   cublasLtHandle_t handle = nullptr;
   void* workspace = nullptr;
@@ -73,6 +75,16 @@ uint32_t alignment_of(const void* pointer) {
   return alignment;
 }
 
+// The alignment that every batch of an operand keeps: batch i starts `i * stride` elements of
+// `element_bytes` past the first.
+uint32_t batched_alignment(const void* pointer, int64_t batches, int64_t stride,
+                           size_t element_bytes) {
+  const uint32_t first = alignment_of(pointer);
+  if (batches == 1 || stride == 0) return first;
+  const auto step = static_cast<uintptr_t>(stride) * element_bytes;
+  return std::min(first, alignment_of(reinterpret_cast<const void*>(step)));
+}
+
 // A column-major layout of `type` elements, rows x cols with leading dimension ld, batched at
 // `stride`.
 void make_layout(OwnedLayout& layout, cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld,
@@ -87,7 +99,8 @@ void make_layout(OwnedLayout& layout, cudaDataType_t type, int64_t rows, int64_t
       layout.value, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
 }
 
-// C = beta C (+ bias) over m rows of n, for a product with nothing to add (k = 0).
+// C = beta C (+ bias) over m rows of n: the whole product when k = 0, and the bias after a GEMM
+// that had no bias epilogue.
 void scale_rows(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t batches,
                 int64_t stride_c, const float* bias, int device) {
   launch_map(device, batches * m * n, [=] __device__(int64_t e) {
@@ -123,10 +136,11 @@ std::mutex& plan_mutex() {
   return mutex;
 }
 
-// The plan for `key`, made on first use: the heuristic's first choice for these operands.
-const Plan& plan_for(const PlanKey& key, cublasLtHandle_t handle) {
+// The plan for `key`, made on first use: the heuristic's first choice for these operands, or null
+// when it has none (remembered too).
+const Plan* plan_for(const PlanKey& key, cublasLtHandle_t handle) {
   static std::map<PlanKey, std::unique_ptr<Plan>> plans;
-  if (const auto found = plans.find(key); found != plans.end()) return *found->second;
+  if (const auto found = plans.find(key); found != plans.end()) return found->second.get();
   const auto [m, n, k, lda, ldb, ldc, batches, stride_a, stride_b, stride_c] = key.extents;
   auto plan = std::make_unique<Plan>();
   NURI_CUDA_CHECK(cublasLtMatmulDescCreate(&plan->desc.value, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -169,11 +183,10 @@ const Plan& plan_for(const PlanKey& key, cublasLtHandle_t handle) {
   NURI_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(
       handle, plan->desc.value, plan->first.value, plan->second.value, plan->out.value,
       plan->out.value, preference.value, 1, &choice, &found));
-  NURI_CHECK(found > 0, "cuBLASLt: no algorithm for a ", m, "x", n, "x", k,
-             key.inputs == GemmInputs::bf16 ? " bf16" : " f32", " GEMM (", batches, " batches)");
-  plan->algo = choice.algo;
+  if (found > 0) plan->algo = choice.algo;
+  if (found == 0) plan.reset();
   if (plans.size() >= kMaxPlans) plans.clear();
-  return *plans.emplace(key, std::move(plan)).first->second;
+  return plans.emplace(key, std::move(plan)).first->second.get();
 }
 
 }  // namespace
@@ -186,24 +199,35 @@ void gemm(GemmInputs inputs, bool transpose_a, bool transpose_b, int64_t m, int6
   int device = 0;
   NURI_CUDA_CHECK(cudaGetDevice(&device));
   if (k == 0) return scale_rows(m, n, beta, c, ldc, batches, stride_c, bias, device);
-  const PlanKey key{device,
-                    inputs,
-                    transpose_a,
-                    transpose_b,
-                    bias != nullptr,
-                    {m, n, k, lda, ldb, ldc, batches, stride_a, stride_b, stride_c},
-                    {alignment_of(a), alignment_of(b), alignment_of(c)}};
-  DeviceBlas& blas = device_blas();
+  const size_t input_bytes = inputs == GemmInputs::bf16 ? 2 : 4;
+  PlanKey key{device,
+              inputs,
+              transpose_a,
+              transpose_b,
+              bias != nullptr && alignment_of(bias) >= 16,  // the epilogue reads 16-byte vectors
+              {m, n, k, lda, ldb, ldc, batches, stride_a, stride_b, stride_c},
+              {batched_alignment(a, batches, stride_a, input_bytes),
+               batched_alignment(b, batches, stride_b, input_bytes),
+               batched_alignment(c, batches, stride_c, sizeof(float))}};
   std::lock_guard<std::mutex> lock(plan_mutex());
-  const Plan& plan = plan_for(key, blas.handle);
-  if (bias != nullptr) {  // the pointer changes from call to call; the epilogue is in the plan
+  DeviceBlas& blas = device_blas();
+  const Plan* plan = plan_for(key, blas.handle);
+  if (plan == nullptr && key.has_bias) {  // no fused algorithm: the bias is added after
+    key.has_bias = false;
+    plan = plan_for(key, blas.handle);
+  }
+  NURI_CHECK(plan != nullptr, "cuBLASLt: no algorithm for a ", m, "x", n, "x", k,
+             inputs == GemmInputs::bf16 ? " bf16" : " f32", " GEMM (", batches, " batches)");
+  if (key.has_bias) {  // the pointer changes from call to call; the epilogue is in the plan
     NURI_CUDA_CHECK(cublasLtMatmulDescSetAttribute(
-        plan.desc.value, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+        plan->desc.value, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   }
   const float alpha = 1.0f;
-  NURI_CUDA_CHECK(cublasLtMatmul(blas.handle, plan.desc.value, &alpha, b, plan.first.value, a,
-                                 plan.second.value, &beta, c, plan.out.value, c, plan.out.value,
-                                 &plan.algo, blas.workspace, kWorkspaceBytes, nullptr));
+  NURI_CUDA_CHECK(cublasLtMatmul(blas.handle, plan->desc.value, &alpha, b, plan->first.value, a,
+                                 plan->second.value, &beta, c, plan->out.value, c, plan->out.value,
+                                 &plan->algo, blas.workspace, kWorkspaceBytes, nullptr));
+  if (bias != nullptr && !key.has_bias)
+    scale_rows(m, n, 1.0f, c, ldc, batches, stride_c, bias, device);
 }
 
 }  // namespace nuri::cuda

@@ -11,6 +11,8 @@ namespace nuri::cuda {
 inline constexpr int kMaxBlock = 1024;
 // Threads of a block that owns one row of a row-wise kernel.
 inline constexpr unsigned kRowThreads = 256;
+static_assert((kRowThreads & (kRowThreads - 1)) == 0 && kRowThreads <= kMaxBlock,
+              "block_reduce needs a power-of-two block of at most kMaxBlock threads");
 
 // Blocks for a row-wise kernel over `rows` rows (each block loops over rows by the grid's size).
 inline unsigned row_blocks(int64_t rows) {

@@ -18,13 +18,16 @@ inline const char* describe(cudaError_t status) {
 
 }  // namespace nuri::cuda
 
-// Throws nuri::Error naming the call and the library's message when a call fails.
+// Throws nuri::Error naming the call and the library's message when a call fails. The runtime's
+// last error is cleared first, so that the next launch check does not blame an unrelated kernel.
 #define NURI_CUDA_CHECK(call)                                                                    \
   do {                                                                                           \
     const auto nuri_status = (call);                                                             \
-    if (!::nuri::cuda::succeeded(nuri_status))                                                   \
+    if (!::nuri::cuda::succeeded(nuri_status)) {                                                 \
+      static_cast<void>(cudaGetLastError());                                                     \
       ::nuri::fail(#call, " failed: ", ::nuri::cuda::describe(nuri_status), " (", __FILE__, ":", \
                    __LINE__, ")");                                                               \
+    }                                                                                            \
   } while (0)
 
 // Checks the last kernel launch.

@@ -31,6 +31,11 @@ void launch_map(const Tensor& on, int64_t n, Fn fn) {
   launch_map(on.device().index, n, fn);
 }
 
+// Device scratch of `bytes` from the caching allocator (freed blocks are reused in stream order).
+inline Tensor device_scratch(int device, size_t bytes) {
+  return Tensor::empty({static_cast<int64_t>(bytes)}, DType::u8, Device::cuda(device));
+}
+
 // The CUDA kernels compute in f32 as the CPU ones do; another dtype is an error naming it.
 inline void require_f32(const char* op, const Tensor& t, const char* name) {
   NURI_CHECK(t.dtype() == DType::f32, op, ": the CUDA kernel computes in f32, ", name, " is ",

@@ -17,9 +17,7 @@ void* malloc_device(int index, size_t bytes) {
   void* ptr = nullptr;
   const cudaError_t status = cudaMalloc(&ptr, bytes);
   if (status != cudaSuccess) {
-    // Cleared so that the next launch check does not report it again once the caching pool has
-    // freed its cache and retried.
-    cudaGetLastError();
+    cudaGetLastError();  // the caching pool frees its cache and retries; no later check sees it
     fail("cudaMalloc of ", bytes, " bytes on cuda:", index,
          " failed: ", cudaGetErrorString(status));
   }
@@ -27,8 +25,8 @@ void* malloc_device(int index, size_t bytes) {
 }
 
 void free_device(int index, void* ptr) {
-  cudaSetDevice(index);
-  cudaFree(ptr);  // never throws: called from destructors
+  // Never throws (called from destructors); a failure is cleared so that no later check reports it.
+  if (cudaSetDevice(index) != cudaSuccess || cudaFree(ptr) != cudaSuccess) cudaGetLastError();
 }
 
 void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) {

@@ -118,6 +118,21 @@ TEST(Communicator, MalformedCallsAreErrorsNamingTheCollective) {
       world->reduce_scatter(Tensor::zeros({4}), Tensor::zeros({1}), std::vector<int64_t>(n + 1, 1)),
       Error);
   EXPECT_THROW(world->broadcast(Tensor::zeros({1}), n), Error);
+  // A negative count is refused on every rank, not only on the rank that it belongs to (whose
+  // part could not hold it): counts {-2, 1, ..., 4} sum to the whole's n elements.
+  std::vector<int64_t> counts(n, 1);
+  counts[0] = -2;
+  if (n > 1) counts[n - 1] = 4;
+  const int r = world->rank();
+  try {
+    world->reduce_scatter(Tensor::zeros({n}), Tensor::zeros({std::max<int64_t>(counts[r], 0)}),
+                          counts);
+    ADD_FAILURE() << "a negative count must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("reduce_scatter: a count of -2 elements is negative"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(EvenCounts, SplitsAsEvenlyAsCanBe) {

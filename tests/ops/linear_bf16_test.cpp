@@ -139,5 +139,23 @@ TEST(OpParityCuda, LinearInBf16MatchesTheCpu) {
   }
 }
 
+// A bias that starts off a 16-byte boundary (the second row of a [2, 29] table) is added after the
+// GEMM, not by cuBLASLt's epilogue, in both precisions.
+TEST(OpParityCuda, LinearWithAMisalignedBiasMatchesTheCpu) {
+  if (!cuda_compiled()) GTEST_SKIP() << "built without CUDA: misaligned bias not checked";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: misaligned bias not checked";
+  const Operands o = operands(37, 300, 29);
+  const Tensor table = CaseRng(5).normal({2, 29});
+  for (const GemmPrecision precision : {GemmPrecision::f32, GemmPrecision::bf16}) {
+    const GemmPrecisionScope scope(precision);
+    const Tensor gpu_table = table.to(Device::cuda(0));
+    const Ref cpu = to_ref(linear(o.x, o.w, table.outer_slice(1, 2).view({29})));
+    const Ref gpu = to_ref(linear(o.x.to(Device::cuda(0)), o.w.to(Device::cuda(0)),
+                                  gpu_table.outer_slice(1, 2).view({29})));
+    EXPECT_LT(nmse(gpu.v, cpu.v), kParityTolerance)
+        << (precision == GemmPrecision::bf16 ? "bf16" : "f32");
+  }
+}
+
 }  // namespace
 }  // namespace nuri::test
