@@ -152,5 +152,16 @@ TEST(CudaCachingPool, AFreedTensorsMemoryServesTheNextTensor) {
   EXPECT_EQ(cuda_pool_stats(0).cached_bytes, 0u);
 }
 
+// A CUDA call that fails (here, memory on a GPU that is not there) is an error of its own and
+// leaves nothing behind that the next kernel launch's check would report.
+TEST(CudaCachingPool, AFailedCallIsNotBlamedOnTheNextLaunch) {
+  if (!cuda_compiled()) GTEST_SKIP() << "built without CUDA";
+  const int count = cuda_device_count();
+  if (count == 0) GTEST_SKIP() << "no CUDA device";
+  EXPECT_THROW(Tensor::empty({4}, DType::f32, Device::cuda(count)), Error);
+  const Tensor ones = Tensor::full({4}, 1.0, DType::f32, Device::cuda(0));
+  EXPECT_EQ(ones.to_vector()[3], 1.0f);
+}
+
 }  // namespace
 }  // namespace nuri

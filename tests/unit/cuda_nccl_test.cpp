@@ -54,6 +54,18 @@ TEST_F(CudaNccl, OneRankKeepsItsDataThroughEveryCollective) {
   EXPECT_EQ(scalars, (std::vector<double>{2.5, -1.0}));
 }
 
+// Asking whether a collective is done while it still runs (as the data-parallel backward does
+// between buckets) leaves no error behind for the next kernel launch's check.
+TEST_F(CudaNccl, PollingARunningCollectiveLeavesNoErrorBehind) {
+  Tensor big = Tensor::full({int64_t{1} << 26}, 1.0, DType::f32, Device::cuda(0));
+  auto pending = nccl_->start_all_reduce(big);
+  while (!pending->done()) {
+    const Tensor small = Tensor::full({4}, 2.0, DType::f32, Device::cuda(0));  // a launch between
+    EXPECT_EQ(small.to_vector()[0], 2.0f);
+  }
+  EXPECT_EQ(big.to_vector()[(int64_t{1} << 26) - 1], 1.0f);
+}
+
 TEST_F(CudaNccl, MisuseIsAnErrorNamingTheCollective) {
   const auto expect_error = [](auto&& call, const std::string& words) {
     try {
