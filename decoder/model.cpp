@@ -116,7 +116,7 @@ void Decoder::save(const std::string& safetensors_path) const {
 
 Tensor Decoder::embed(const Tensor& ids) const {
   NURI_CHECK(ids.dim() == 2, "decoder: ids must be [B, T], not ", shape_str(ids.shape()));
-  return embedding(ids.on(device()), at(embed_));
+  return embedding(ids, at(embed_));  // host ids are checked where they are, then uploaded
 }
 
 Tensor Decoder::logits(const Tensor& hidden) const {

@@ -35,11 +35,12 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
   checks::integer("embedding", ids, "ids");
   checks::floating("embedding", table, "table");
   checks::rank("embedding", table, "table", 2);
-  NURI_CHECK(ids.device() == table.device(), "embedding: ids are on ", ids.device(),
-             " but table is on ", table.device());
+  NURI_CHECK(ids.device().is_cpu() || ids.device() == table.device(), "embedding: ids are on ",
+             ids.device(), " but table is on ", table.device());
   const int64_t rows = table.size(0);
-  // Checked on the host before any kernel reads the table (ids on a GPU are copied over).
-  const Tensor host_ids = ids.device().is_cpu() ? ids : ids.to(Device::cpu());
+  // Checked on the host before any kernel reads the table: host ids in place (uploaded after for
+  // a GPU table), GPU ids copied over.
+  const Tensor host_ids = ids.on(Device::cpu());
   if (ids.dtype() == DType::i32) {
     check_ids<int32_t>(host_ids, rows);
   } else {
@@ -48,9 +49,11 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
   Shape out_shape = ids.shape();
   out_shape.push_back(table.size(1));
   Tensor out = Tensor::empty(out_shape, table.dtype(), table.device());
-  NURI_DISPATCH(table.device(), embedding_forward, ids, table, out);
+  NURI_DISPATCH(table.device(), embedding_forward, ids.on(table.device()), table, out);
   if (autograd::needed(table)) {
-    const Tensor saved_ids = ids.clone();  // a copy: the caller may refill its id buffer
+    // A host copy (the caller may refill its id buffer): the backward groups positions by id on
+    // the host on either device.
+    const Tensor saved_ids = host_ids.same(ids) ? ids.clone() : host_ids;
     const Shape table_shape = table.shape();
     autograd::record("embedding", {ids, table}, {&out},
                      [saved_ids, table_shape](const auto& grads, const auto& needs) {

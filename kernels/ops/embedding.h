@@ -10,7 +10,8 @@
 namespace nuri {
 
 // ids (i32 or i64, any shape) into table [V, D] -> [..., D]. Every id must lie in [0, V); the
-// ids get no gradient, the table gets the sum of the gradients of the rows that read it.
+// ids get no gradient, the table gets the sum of the gradients of the rows that read it. The ids
+// may be on the host for a table on a GPU: they are checked there without a copy back.
 Tensor embedding(const Tensor& ids, const Tensor& table);
 
 // out [n, D] = table[ids[i]] for the n = ids.numel() ids, already checked to be in range.
