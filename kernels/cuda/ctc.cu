@@ -1,8 +1,11 @@
 // CUDA CTC loss (f32 logits), with the CPU kernel's recursions in log space and f64: the frames'
 // logsumexp one block per frame; the forward (alpha) and backward (beta) lattices one block per
 // item, its threads over the states of a frame and the frames in turn; the gradient one thread
-// per logit, which adds the posteriors of the states that emit its class in state order.
+// per logit, which finds the states that emit its class by binary search over the item's states
+// ordered by class, and adds their posteriors in state order.
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <span>
 #include <vector>
 
@@ -107,12 +110,19 @@ __global__ void beta_kernel(Lattices g, double* cells) {
   }
 }
 
+// A copy of `values` on `device`.
+Tensor upload(const std::vector<int64_t>& values, const Device& device) {
+  return Tensor::from_data(std::span<const int64_t>(values), {static_cast<int64_t>(values.size())})
+      .to(device);
+}
+
 // The host side of one call: the lattices' index arrays on the device and the scratch for alpha
 // (and beta) of every item.
 struct DeviceLattices {
   Tensor frames, extended, first, cell, scratch;
   Lattices view;
-  std::vector<int64_t> cells_of;  // host copy of cell, one more entry for the total
+  std::vector<int64_t> cells_of;               // host copy of cell, one more entry for the total
+  std::vector<int64_t> extended_of, first_of;  // host copies of extended and first
 
   DeviceLattices(const Tensor& logits, const std::vector<std::vector<int64_t>>& labels,
                  const std::vector<int64_t>& input_lengths, int64_t blank, const Tensor& lse,
@@ -130,15 +140,12 @@ struct DeviceLattices {
       cells_of.push_back(cells_of.back() +
                          input_lengths[i] * (2 * static_cast<int64_t>(labels[i].size()) + 1));
     }
-    const auto upload = [&](const std::vector<int64_t>& values) {
-      return Tensor::from_data(std::span<const int64_t>(values),
-                               {static_cast<int64_t>(values.size())})
-          .to(device);
-    };
-    frames = upload(input_lengths);
-    extended = upload(ext);
-    first = upload(starts);
-    cell = upload(cells_of);
+    frames = upload(input_lengths, device);
+    extended = upload(ext, device);
+    first = upload(starts, device);
+    cell = upload(cells_of, device);
+    extended_of = std::move(ext);
+    first_of = std::move(starts);
     scratch =
         Tensor::empty({copies * std::max<int64_t>(cells_of.back(), 1) * 8}, DType::u8, device);
     view = {logits.data<float>(),  lse.data<float>(),      logits.size(1),
@@ -200,6 +207,17 @@ void ctc_backward(const Tensor& logits, const std::vector<std::vector<int64_t>>&
   Tensor item_bytes = Tensor::empty({2 * b * 8}, DType::u8, logits.device());
   double* pc = static_cast<double*>(item_bytes.raw_data());
   copy(pc, true, constants.data(), false, constants.size() * sizeof(double));
+  // Each item's states ordered by the class they emit, then by state.
+  std::vector<int64_t> by_class(lattices.extended_of.size());
+  for (int64_t i = 0; i < b; ++i) {
+    const auto begin = by_class.begin() + lattices.first_of[i];
+    const auto end = by_class.begin() + lattices.first_of[i + 1];
+    std::iota(begin, end, int64_t{0});
+    const int64_t* labels_of = lattices.extended_of.data() + lattices.first_of[i];
+    std::stable_sort(begin, end, [&](int64_t x, int64_t y) { return labels_of[x] < labels_of[y]; });
+  }
+  const Tensor sorted_states = upload(by_class, logits.device());
+  const int64_t* sorted = sorted_states.data<int64_t>();
   const Lattices g = lattices.view;
   const double* alpha = lattices.cells(0);
   const double* beta = lattices.cells(1);
@@ -215,8 +233,18 @@ void ctc_backward(const Tensor& logits, const std::vector<std::vector<int64_t>>&
     // the state's emission counted once.
     double gradient = exp(double(g.logits[e]) - g.lse[i * t + f]);
     const int64_t l = g.states(i);
-    for (int64_t s = 0; s < l; ++s) {
-      if (g.label(i, s) != j) continue;
+    const int64_t* states = sorted + g.first[i];
+    int64_t low = 0, high = l;  // the first of the item's states (by class) that emits j or more
+    while (low < high) {
+      const int64_t middle = (low + high) / 2;
+      if (g.label(i, states[middle]) < j) {
+        low = middle + 1;
+      } else {
+        high = middle;
+      }
+    }
+    for (int64_t k = low; k < l && g.label(i, states[k]) == j; ++k) {
+      const int64_t s = states[k];
       const double through = alpha[g.cell[i] + f * l + s] + beta[g.cell[i] + f * l + s];
       if (through == -INFINITY) continue;
       gradient -= exp(through - g.log_prob(i, f, s) - pc[i]);
