@@ -1,6 +1,6 @@
-// CUDA kernels for the shape ops, for every dtype: block copies through cudaMemcpy2D (row by row
-// when a stride passes its pitch limit) and a transpose of two dimensions with one thread per
-// output element.
+// CUDA kernels for the shape ops, for every dtype: strided block copies with one thread per word
+// (the widest of 16, 8, 4, 2 or 1 bytes that the addresses, rows and strides allow) and a
+// transpose of two dimensions with one thread per output element.
 #include <cstdint>
 
 #include "kernels/cuda/map.cuh"
@@ -23,6 +23,21 @@ void transpose_typed(const Tensor& x, Tensor& out, int64_t outer, int64_t n0, in
   });
 }
 
+// Copies `rows` rows of row_bytes bytes, strided in bytes, as words of type W (which divides every
+// address, length and stride): thread e copies word e of the packed rows.
+template <class W>
+void copy_words(const Tensor& on, const char* in, char* out, int64_t rows, int64_t row_bytes,
+                int64_t src_stride, int64_t dst_stride) {
+  const int64_t words = row_bytes / sizeof(W), src_step = src_stride / sizeof(W),
+                dst_step = dst_stride / sizeof(W);
+  const W* from = reinterpret_cast<const W*>(in);
+  W* to = reinterpret_cast<W*>(out);
+  launch_map(on, rows * words, [=] __device__(int64_t e) {
+    const int64_t r = e / words, c = e % words;
+    to[r * dst_step + c] = from[r * src_step + c];
+  });
+}
+
 }  // namespace
 
 void copy_blocks(const Tensor& src, Tensor& dst, int64_t rows, int64_t row_bytes,
@@ -30,23 +45,19 @@ void copy_blocks(const Tensor& src, Tensor& dst, int64_t rows, int64_t row_bytes
   if (rows == 0 || row_bytes == 0) return;
   const char* in = static_cast<const char*>(src.raw_data()) + src_offset;
   char* out = static_cast<char*>(dst.raw_data()) + dst_offset;
-  NURI_CUDA_CHECK(cudaSetDevice(dst.device().index));
-  if (rows == 1) {  // one row: its strides are not pitches
-    NURI_CUDA_CHECK(cudaMemcpy(out, in, static_cast<size_t>(row_bytes), cudaMemcpyDeviceToDevice));
-    return;
-  }
-  int max_pitch = 0;
-  NURI_CUDA_CHECK(cudaDeviceGetAttribute(&max_pitch, cudaDevAttrMaxPitch, dst.device().index));
-  if (src_stride > max_pitch || dst_stride > max_pitch) {  // past cudaMemcpy2D's pitch: row by row
-    for (int64_t r = 0; r < rows; ++r) {
-      NURI_CUDA_CHECK(cudaMemcpyAsync(out + r * dst_stride, in + r * src_stride,
-                                      static_cast<size_t>(row_bytes), cudaMemcpyDeviceToDevice));
-    }
-    return;
-  }
-  NURI_CUDA_CHECK(cudaMemcpy2D(out, static_cast<size_t>(dst_stride), in,
-                               static_cast<size_t>(src_stride), static_cast<size_t>(row_bytes),
-                               static_cast<size_t>(rows), cudaMemcpyDeviceToDevice));
+  // The widest word that divides both addresses, the row and both strides.
+  const auto bits = reinterpret_cast<uintptr_t>(in) | reinterpret_cast<uintptr_t>(out) |
+                    static_cast<uintptr_t>(row_bytes) | static_cast<uintptr_t>(src_stride) |
+                    static_cast<uintptr_t>(dst_stride);
+  if (bits % 16 == 0)
+    return copy_words<uint4>(dst, in, out, rows, row_bytes, src_stride, dst_stride);
+  if (bits % 8 == 0)
+    return copy_words<uint64_t>(dst, in, out, rows, row_bytes, src_stride, dst_stride);
+  if (bits % 4 == 0)
+    return copy_words<uint32_t>(dst, in, out, rows, row_bytes, src_stride, dst_stride);
+  if (bits % 2 == 0)
+    return copy_words<uint16_t>(dst, in, out, rows, row_bytes, src_stride, dst_stride);
+  copy_words<uint8_t>(dst, in, out, rows, row_bytes, src_stride, dst_stride);
 }
 
 void transpose_forward(const Tensor& x, int64_t outer, int64_t n0, int64_t middle, int64_t n1,

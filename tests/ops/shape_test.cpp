@@ -1,5 +1,9 @@
 // Suites for reshape, transpose, slice, concat and split.
 #include "kernels/ops/shape.h"
+
+#include <gtest/gtest.h>
+
+#include "kernels/device.h"
 #include "tests/ops/harness.h"
 
 namespace nuri::test {
@@ -282,6 +286,30 @@ NURI_OP_SUITE(OpSuite{
            "negative"},
           {"dimension out of range", [] { split(Tensor::zeros({5}), {5}, 1); }, "out of range"}};
     }});
+
+// The GPU's block copies take the widest word that the addresses, rows and strides allow: rows of
+// 1-, 2-, 4- and 8-byte elements, odd and even, sliced, joined and split, match the CPU exactly.
+TEST(OpParityCuda, BlockCopiesOfEveryElementWidthMatchTheCpu) {
+  if (!cuda_compiled()) GTEST_SKIP() << "built without CUDA: block copies not checked";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: block copies not checked";
+  CaseRng rng(11);
+  for (const DType dtype : {DType::u8, DType::bf16, DType::f32, DType::i64}) {
+    for (const int64_t width : {5, 8, 16}) {
+      const Tensor x = rng.ints({7, 13, width}, 0, 100).to(dtype);
+      const Tensor y = rng.ints({7, 13, 3}, 0, 100).to(dtype);
+      const auto on_both = [&](const auto& op) {
+        const Tensor cpu = op(x, y), gpu = op(x.to(Device::cuda(0)), y.to(Device::cuda(0)));
+        EXPECT_EQ(gpu.to_vector(), cpu.to_vector())
+            << dtype_name(dtype) << " width " << width << " " << shape_str(cpu.shape());
+      };
+      on_both([](const Tensor& a, const Tensor&) { return slice(a, 1, 3, 10); });
+      on_both([](const Tensor& a, const Tensor&) { return slice(a, 2, 1, a.size(2)); });
+      on_both([](const Tensor& a, const Tensor& b) { return concat({a, b}, 2); });
+      on_both([](const Tensor& a, const Tensor& b) { return concat({b, a, b}, 2); });
+      on_both([](const Tensor& a, const Tensor&) { return split(a, {1, a.size(2) - 1}, 2)[1]; });
+    }
+  }
+}
 
 }  // namespace
 }  // namespace nuri::test
