@@ -1,6 +1,13 @@
 // Suites for add, mul, scale, sum, mean and cast.
 #include "kernels/ops/elementwise.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+
 #include "kernels/autograd.h"
+#include "kernels/device.h"
 #include "kernels/ops/cast.h"
 #include "kernels/ops/reduce.h"
 #include "tests/ops/harness.h"
@@ -208,6 +215,29 @@ NURI_OP_SUITE(OpSuite{
                                      },
                                      "cannot differentiate"}};
     }});
+
+// Sums long enough for the GPU to split them into spans: a whole tensor and rows (a block per
+// span), and columns side by side (a thread per column, with and without outer slices), against
+// the CPU to within f32 rounding of double sums, and the same bits on every run.
+TEST(OpParityCuda, LongSumsMatchTheCpu) {
+  if (!cuda_compiled()) GTEST_SKIP() << "built without CUDA: long sums not checked";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: long sums not checked";
+  CaseRng rng(23);
+  const std::vector<std::pair<std::string, std::function<Tensor(const Tensor&)>>> sums = {
+      {"sum of all", [](const Tensor& x) { return sum(x); }},
+      {"sum over the last dim", [](const Tensor& x) { return sum(x, 2); }},
+      {"mean over the middle dim", [](const Tensor& x) { return mean(x, 1); }},
+      {"sum_to_trailing", [](const Tensor& x) { return sum_to_trailing(x, {x.size(2)}); }}};
+  for (const Shape& shape : {Shape{4, 3000, 40}, Shape{2, 5000, 7}, Shape{3, 70, 300}}) {
+    const Tensor x = rng.normal(shape);
+    const Tensor on_gpu = x.to(Device::cuda(0));
+    for (const auto& [name, op] : sums) {
+      const Tensor gpu = op(on_gpu);
+      EXPECT_LT(nmse(to_ref(gpu).v, to_ref(op(x)).v), 1e-12) << name << " of " << shape_str(shape);
+      EXPECT_EQ(gpu.to_vector(), op(on_gpu).to_vector()) << name << " of " << shape_str(shape);
+    }
+  }
+}
 
 }  // namespace
 }  // namespace nuri::test

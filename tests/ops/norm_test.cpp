@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "kernels/autograd.h"
+#include "kernels/device.h"
 #include "tests/ops/harness.h"
 
 namespace nuri::test {
@@ -246,13 +247,13 @@ NURI_OP_SUITE(OpSuite{
       };
     }});
 
-// Parameter gradients of a norm over many rows, computed with `threads` threads.
-std::vector<Tensor> norm_param_grads(bool layer, int threads) {
+// Parameter gradients of a norm over many rows on `device`, computed with `threads` CPU threads.
+std::vector<Tensor> norm_param_grads(bool layer, int threads, Device device = Device::cpu()) {
   CaseRng rng(7);
-  Tensor x = rng.normal({999, 67});
-  Tensor w = rng.normal({67});
-  Tensor b = rng.normal({67});
-  Tensor dy = rng.normal({999, 67});
+  Tensor x = rng.normal({999, 67}).to(device);
+  Tensor w = rng.normal({67}).to(device);
+  Tensor b = rng.normal({67}).to(device);
+  Tensor dy = rng.normal({999, 67}).to(device);
   w.set_requires_grad();
   b.set_requires_grad();
   const int previous = omp_get_max_threads();
@@ -266,6 +267,23 @@ std::vector<Tensor> norm_param_grads(bool layer, int threads) {
   tape.backward({y}, {dy});
   omp_set_num_threads(previous);
   return layer ? std::vector<Tensor>{w.grad(), b.grad()} : std::vector<Tensor>{w.grad()};
+}
+
+// Over 999 rows the GPU adds 32 spans of rows, then the spans: the CPU's gradients to within f32
+// rounding of double sums, and the same bits on every run.
+TEST(OpParityCuda, NormParameterGradientsOverManyRowsMatchTheCpu) {
+  if (!cuda_compiled()) GTEST_SKIP() << "built without CUDA: norm gradients not checked";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: norm gradients not checked";
+  for (bool layer : {false, true}) {
+    const std::vector<Tensor> cpu = norm_param_grads(layer, 2);
+    const std::vector<Tensor> gpu = norm_param_grads(layer, 2, Device::cuda(0));
+    const std::vector<Tensor> again = norm_param_grads(layer, 2, Device::cuda(0));
+    for (size_t i = 0; i < cpu.size(); ++i) {
+      const char* name = layer ? "layer_norm" : "rms_norm";
+      EXPECT_LT(nmse(to_ref(gpu[i]).v, to_ref(cpu[i]).v), 1e-12) << name << " gradient " << i;
+      EXPECT_EQ(gpu[i].to_vector(), again[i].to_vector()) << name << " gradient " << i;
+    }
+  }
 }
 
 TEST(NormDeterminism, ParameterGradientsDoNotDependOnThreadCount) {
