@@ -177,7 +177,8 @@ nlohmann::json default_train_config() {
         {"device", "cpu"},
         {"seed", 0},
         {"threads", 0},
-        {"freeze", nlohmann::json::array()}}},
+        {"freeze", nlohmann::json::array()},
+        {"init_from", ""}}},
       {"parallel", {{"dp", 0}, {"zero", 0}, {"bucket_mb", 25.0}, {"timeout_s", 300.0}}},
       {"checkpoint", {{"dir", "runs/run"}, {"every", 0}, {"keep", 3}}},
       {"eval", {{"every", 0}, {"batches", 0}}},
@@ -239,8 +240,8 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   c.data.video_fps = d["video_fps"];
   c.data.max_video_frames = d["max_video_frames"];
   for (const auto& [task, weight] : d["task_weights"].items()) {
-    NURI_CHECK(weight.get<double>() > 0, origin, ": key 'data.task_weights.", task,
-               "' must be positive, got ", weight.dump());
+    NURI_CHECK(weight.get<double>() >= 0, origin, ": key 'data.task_weights.", task,
+               "' must be zero (the task is left out) or positive, got ", weight.dump());
     c.data.task_weights[task] = weight;
   }
   const auto& t = json["tokenizer"];
@@ -268,6 +269,7 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   c.train.seed = tr["seed"];
   c.train.threads = tr["threads"];
   c.train.freeze = tr["freeze"].get<std::vector<std::string>>();
+  c.train.init_from = tr["init_from"];
   const auto& p = json["parallel"];
   c.parallel.dp = p["dp"];
   c.parallel.zero = p["zero"];

@@ -70,6 +70,9 @@ struct TrainConfig {
     uint64_t seed = 0;
     int threads = 0;                  // 0: the OpenMP default
     std::vector<std::string> freeze;  // modules not trained (fusion/omni_model.h kOmniModules)
+    // A checkpoint (step-N or run directory) whose model weights start a fresh run: the optimizer
+    // and the schedule begin anew, as for the next stage of a staged training. --resume wins.
+    std::string init_from;
   } train;
 
   struct Parallel {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <numeric>
 
 #include "fusion/omni_model.h"
 #include "kernels/autograd.h"
@@ -58,20 +59,24 @@ std::function<int64_t(int64_t)> training_order(const PackedDataset& train,
     fail("config: data.task_weights names '", task,
          "', which no training sample has (tasks: ", known, ")");
   }
+  // The tasks that weigh something (a weight of 0 leaves a task out), with their shares.
   std::vector<std::vector<int64_t>> groups;
   std::vector<double> weights;
-  double total = 0;
+  std::vector<std::string> names;
   for (auto& [task, items] : by_task) {
     const auto named = config.data.task_weights.find(task);
-    weights.push_back(named != config.data.task_weights.end() ? named->second : 1.0);
+    const double weight = named != config.data.task_weights.end() ? named->second : 1.0;
+    if (weight == 0) continue;
+    weights.push_back(weight);
     groups.push_back(std::move(items));
-    total += weights.back();
+    names.push_back(task.empty() ? "(no task)" : task);
   }
+  NURI_CHECK(!groups.empty(), "config: data.task_weights leaves out every task");
+  const double total = std::accumulate(weights.begin(), weights.end(), 0.0);
   std::string shares;
-  size_t g = 0;
-  for (const auto& [task, items] : by_task) {
-    shares += cat(shares.empty() ? "" : ", ", task.empty() ? "(no task)" : task, " ",
-                  static_cast<int>(std::lround(100 * weights[g++] / total)), "%");
+  for (size_t g = 0; g < groups.size(); ++g) {
+    shares += cat(shares.empty() ? "" : ", ", names[g], " ",
+                  static_cast<int>(std::lround(100 * weights[g] / total)), "%");
   }
   log_info("training draws the tasks in the shares ", shares);
   auto order = std::make_shared<BlendedOrder>(std::move(groups), weights, seed);

@@ -62,6 +62,18 @@ DecoderConfig decoder_config(const TrainConfig& config, const Tokenizer& tokeniz
   return model;
 }
 
+namespace {
+
+// A checkpoint's weights fit this run only if they were made for the same model section.
+void check_model_config(const std::string& dir, const nlohmann::json& model_config) {
+  const auto saved =
+      nlohmann::json::parse(read_file((fs::path(dir) / "config.json").string()), nullptr, false);
+  NURI_CHECK(!saved.is_discarded() && saved == model_config, dir,
+             ": the checkpoint's model config differs from this config's model section");
+}
+
+}  // namespace
+
 Device training_device(const TrainConfig& config, const TrainOptions& options) {
   if (config.train.device == "cpu") return Device::cpu();
   NURI_CHECK(cuda_compiled(),
@@ -105,14 +117,16 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
     state = TrainerState::from_json(state_json, state_path);
     NURI_CHECK(state.seed == tc.seed, state_path, ": the run used train.seed ", state.seed,
                ", the config says ", tc.seed);
-    const auto saved =
-        nlohmann::json::parse(read_file((fs::path(dir) / "config.json").string()), nullptr, false);
-    NURI_CHECK(!saved.is_discarded() && saved == job.model_config, dir,
-               ": the checkpoint's model config differs from this config's model section");
+    check_model_config(dir, job.model_config);
     job.load_model((fs::path(dir) / "model.safetensors").string());
     optimizer.load_optimizer(dir);
     optimizer.set_steps_taken(state.step - state.skipped_steps);
     log_info("resuming from ", dir, " at step ", state.step);
+  } else if (!tc.init_from.empty()) {
+    const std::string dir = resolve_checkpoint(tc.init_from);
+    check_model_config(dir, job.model_config);
+    job.load_model((fs::path(dir) / "model.safetensors").string());
+    log_info("starting from the weights of ", dir, " with a fresh optimizer and schedule");
   }
   const Device device = job.parameters.empty() ? Device::cpu() : job.parameters[0].tensor.device();
   log_info(job.description, "; ",

@@ -147,10 +147,14 @@ TEST(OmniTrainConfig, SectionsParseAndErrorsNameTheKey) {
   EXPECT_EQ(parse_train_config(json, {"data.task_weights={\"transcribe\":2.5}"}, "test")
                 .data.task_weights,
             (std::map<std::string, double>{{"transcribe", 2.5}}));
-  EXPECT_NE(error_of([&] {
-              parse_train_config(json, {"data.task_weights={\"transcribe\":0}"}, "test");
-            }).find("'data.task_weights.transcribe' must be positive"),
-            std::string::npos);
+  EXPECT_EQ(parse_train_config(json, {"data.task_weights={\"transcribe\":0}"}, "test")
+                .data.task_weights.at("transcribe"),
+            0.0);
+  EXPECT_NE(
+      error_of([&] { parse_train_config(json, {"data.task_weights={\"transcribe\":-1}"}, "test"); })
+          .find("'data.task_weights.transcribe' must be zero (the task is left out) or "
+                "positive, got -1"),
+      std::string::npos);
   EXPECT_NE(error_of([&] {
               parse_train_config(json, {"data.task_weights={\"transcribe\":\"a lot\"}"}, "test");
             }).find("'data.task_weights.transcribe' must be a number"),
@@ -269,6 +273,37 @@ TEST(OmniTrainer, LossFallsAndResumeIsBitIdentical) {
   EXPECT_NE(error_of([&] {
               train_omni_model(parse_train_config(weighted, {}, "test"));
             }).find("data.task_weights names 'image_colour', which no training sample has"),
+            std::string::npos);
+  // A weight of 0 leaves a task out; leaving every task out is an error.
+  weighted["data"]["task_weights"] = {
+      {"audio_kind", 0}, {"image_shape", 0}, {"image_color", 0}, {"video_direction", 0}};
+  weighted["checkpoint"]["dir"] = dir + "/nothing";
+  EXPECT_NE(error_of([&] {
+              train_omni_model(parse_train_config(weighted, {}, "test"));
+            }).find("data.task_weights leaves out every task"),
+            std::string::npos);
+  weighted["data"]["task_weights"]["video_direction"] = 1;
+  weighted["checkpoint"]["dir"] = dir + "/only-video";
+  EXPECT_EQ(train_omni_model(parse_train_config(weighted, {}, "test")).step, 2);
+  // train.init_from starts a fresh run (step 0, a new optimizer) from a checkpoint's weights: the
+  // frozen encoders keep step 8's weights, and the decoder trains on from them.
+  nlohmann::json staged = json;
+  staged["checkpoint"]["dir"] = dir + "/staged";
+  staged["train"]["steps"] = 1;
+  staged["train"]["init_from"] = dir + "/run/step-8";
+  staged["train"]["freeze"] = {"vision_encoder", "audio_encoder"};
+  EXPECT_EQ(train_omni_model(parse_train_config(staged, {}, "test")).step, 1);
+  const SafetensorsFile trained = SafetensorsFile::open(dir + "/run/step-8/model.safetensors");
+  const SafetensorsFile next = SafetensorsFile::open(dir + "/staged/step-1/model.safetensors");
+  EXPECT_EQ(next.tensor(name).to_vector(), trained.tensor(name).to_vector());
+  const std::string decoder_weight = "model.norm.weight";
+  EXPECT_NE(next.tensor(decoder_weight).to_vector(), trained.tensor(decoder_weight).to_vector());
+  // A checkpoint of another model is refused, naming it.
+  staged["checkpoint"]["dir"] = dir + "/mismatched";
+  staged["model"]["vision"]["num_layers"] = 2;
+  EXPECT_NE(error_of([&] {
+              train_omni_model(parse_train_config(staged, {}, "test"));
+            }).find("step-8: the checkpoint's model config differs"),
             std::string::npos);
 }
 
