@@ -18,8 +18,7 @@ namespace nuri::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-static_assert((kThreads & (kThreads - 1)) == 0 && kThreads <= kMaxBlock,
-              "block_reduce needs a power-of-two block of at most kMaxBlock threads");
+static_assert(reducible_block(kThreads));
 
 using Geometry = AttentionGeometry;
 

@@ -11,8 +11,25 @@ namespace nuri::cuda {
 inline constexpr int kMaxBlock = 1024;
 // Threads of a block that owns one row of a row-wise kernel.
 inline constexpr unsigned kRowThreads = 256;
-static_assert((kRowThreads & (kRowThreads - 1)) == 0 && kRowThreads <= kMaxBlock,
-              "block_reduce needs a power-of-two block of at most kMaxBlock threads");
+
+// Whether block_reduce can run on blocks of `threads` threads.
+constexpr bool reducible_block(unsigned threads) {
+  return (threads & (threads - 1)) == 0 && threads <= kMaxBlock;
+}
+static_assert(reducible_block(kRowThreads));
+
+// Deterministic sums over a long dimension of n, in two passes: partial sums over spans of it
+// (in order), then each output's partials in order. A span is at least `least` long and there
+// are at most kMaxSpans, so the split depends on the shape alone.
+inline constexpr int64_t kMaxSpans = 128;
+inline int64_t span_length(int64_t n, int64_t least) {
+  const int64_t even = (n + kMaxSpans - 1) / kMaxSpans;
+  return even > least ? even : least;
+}
+// The second pass: out[c] = factor * the sum over p < parts of partial[p * outputs + c], in
+// order of p (reduce.cu).
+void add_partials(int device, const double* partial, int64_t outputs, int64_t parts, float factor,
+                  float* out);
 
 // Blocks for a row-wise kernel over `rows` rows (each block loops over rows by the grid's size).
 inline unsigned row_blocks(int64_t rows) {

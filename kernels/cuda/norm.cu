@@ -1,8 +1,6 @@
 // CUDA RMSNorm and LayerNorm (f32 data, f64 row statistics): one block per row for the outputs
 // and the input gradient; for the parameter gradients, partial sums over fixed spans of rows, then
 // their sum per column, so every sum has a fixed order.
-#include <algorithm>
-
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/map.cuh"
 #include "kernels/ops/norm.h"
@@ -87,14 +85,6 @@ __global__ void layer_norm_dx_kernel(const float* dy, const float* x, const floa
   }
 }
 
-// Partial sums of the parameter gradients: each covers a span of at least 32 rows, and there are
-// at most 128, so that the split (and the order of every sum) depends only on the row count.
-constexpr int64_t kMinPartialRows = 32, kMaxPartials = 128;
-
-int64_t partial_rows(int64_t rows) {
-  return std::max(kMinPartialRows, (rows + kMaxPartials - 1) / kMaxPartials);
-}
-
 // Partial blockIdx.y of column j over rows [y span, (y + 1) span), in order: of dweight, dy x_hat
 // (x_hat = (x - mean) rstd, or x rstd without a mean), and of dbias, dy.
 __global__ void norm_params_partial_kernel(const float* dy, const float* x, const float* mean,
@@ -114,21 +104,6 @@ __global__ void norm_params_partial_kernel(const float* dy, const float* x, cons
   b_partial[part * d + j] = b_total;
 }
 
-// Column j's partials added in order.
-__global__ void norm_params_total_kernel(const double* w_partial, const double* b_partial,
-                                         int64_t parts, int64_t d, float* dweight, float* dbias) {
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < d;
-       j += int64_t(gridDim.x) * blockDim.x) {
-    double w_total = 0, b_total = 0;
-    for (int64_t part = 0; part < parts; ++part) {
-      w_total += w_partial[part * d + j];
-      b_total += b_partial[part * d + j];
-    }
-    if (dweight != nullptr) dweight[j] = static_cast<float>(w_total);
-    if (dbias != nullptr) dbias[j] = static_cast<float>(b_total);
-  }
-}
-
 float* data_or_null(Tensor& t) {
   return t.defined() ? t.data<float>() : nullptr;
 }
@@ -140,9 +115,10 @@ void norm_params(const Tensor& dy, const Tensor& x, const float* mean, const Ten
   float* db = data_or_null(dbias);
   if (dw == nullptr && db == nullptr) return;
   const int64_t d = x.size(-1), rows = x.numel() / d;
-  const int64_t span = partial_rows(rows), parts = (rows + span - 1) / span;
+  const int64_t span = span_length(rows, 32), parts = (rows + span - 1) / span;
+  const int device = x.device().index;
   const Tensor partials =
-      device_scratch(x.device().index, 2 * static_cast<size_t>(parts * d) * sizeof(double));
+      device_scratch(device, 2 * static_cast<size_t>(parts * d) * sizeof(double));
   double* w_partial = static_cast<double*>(partials.raw_data());
   double* b_partial = w_partial + parts * d;
   if (parts > 0) {
@@ -153,9 +129,8 @@ void norm_params(const Tensor& dy, const Tensor& x, const float* mean, const Ten
                                                       b_partial);
     NURI_CUDA_CHECK_LAUNCH();
   }
-  norm_params_total_kernel<<<grid_for(d, kRowThreads), kRowThreads>>>(w_partial, b_partial, parts,
-                                                                      d, dw, db);
-  NURI_CUDA_CHECK_LAUNCH();
+  if (dw != nullptr) add_partials(device, w_partial, d, parts, 1.0f, dw);
+  if (db != nullptr) add_partials(device, b_partial, d, parts, 1.0f, db);
 }
 
 }  // namespace

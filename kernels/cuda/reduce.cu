@@ -3,8 +3,6 @@
 // sums over spans of n whose length depends on the shape alone, then each output's partials in
 // order. Outputs along a contiguous inner dimension take a thread each (reads coalesced across
 // the outputs); outputs over contiguous rows take a block per span (block_sum's fixed tree).
-#include <algorithm>
-
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/map.cuh"
 #include "kernels/ops/reduce.h"
@@ -14,12 +12,6 @@ namespace {
 
 // At least this many outputs side by side make a column sum (a thread per output).
 constexpr int64_t kColumnOutputs = 32;
-constexpr int64_t kMaxSpans = 128;
-
-// Rows of n in one partial sum: at least `least`, and at most kMaxSpans spans.
-int64_t span_rows(int64_t n, int64_t least) {
-  return std::max(least, (n + kMaxSpans - 1) / kMaxSpans);
-}
 
 // Partial blockIdx.y of output c = (o, i) over rows [y span, (y + 1) span) of n, in order.
 __global__ void column_partials_kernel(const float* x, int64_t outer, int64_t n, int64_t inner,
@@ -60,6 +52,15 @@ __global__ void partials_total_kernel(const double* partial, int64_t outputs, in
 
 }  // namespace
 
+void add_partials(int device, const double* partial, int64_t outputs, int64_t parts, float factor,
+                  float* out) {
+  if (outputs == 0) return;
+  NURI_CUDA_CHECK(cudaSetDevice(device));
+  partials_total_kernel<<<grid_for(outputs, kRowThreads), kRowThreads>>>(partial, outputs, parts,
+                                                                         factor, out);
+  NURI_CUDA_CHECK_LAUNCH();
+}
+
 void reduce_sum_forward(const Tensor& x, int64_t outer, int64_t n, int64_t inner, float factor,
                         Tensor& out) {
   require_f32("sum", x, "x");
@@ -68,10 +69,10 @@ void reduce_sum_forward(const Tensor& x, int64_t outer, int64_t n, int64_t inner
   const int device = x.device().index;
   NURI_CUDA_CHECK(cudaSetDevice(device));
   const bool columns = inner >= kColumnOutputs;
-  const int64_t span = span_rows(n, columns ? 32 : 16 * int64_t{kRowThreads});
+  const int64_t span = span_length(n, columns ? 32 : 16 * int64_t{kRowThreads});
   const int64_t parts = (n + span - 1) / span;
   const Tensor scratch =
-      device_scratch(device, static_cast<size_t>(std::max<int64_t>(parts, 1) * outputs) * 8);
+      device_scratch(device, static_cast<size_t>(parts * outputs) * sizeof(double));
   double* partial = static_cast<double*>(scratch.raw_data());
   if (parts > 0 && columns) {
     const dim3 grid(static_cast<unsigned>((outputs + kRowThreads - 1) / kRowThreads),
@@ -83,9 +84,7 @@ void reduce_sum_forward(const Tensor& x, int64_t outer, int64_t n, int64_t inner
         x.data<float>(), outputs, parts, n, inner, span, partial);
     NURI_CUDA_CHECK_LAUNCH();
   }
-  partials_total_kernel<<<grid_for(outputs, kRowThreads), kRowThreads>>>(partial, outputs, parts,
-                                                                         factor, out.data<float>());
-  NURI_CUDA_CHECK_LAUNCH();
+  add_partials(device, partial, outputs, parts, factor, out.data<float>());
 }
 
 void reduce_sum_backward(const Tensor& grad, int64_t outer, int64_t n, int64_t inner, float factor,
