@@ -41,6 +41,17 @@ void VisionEncoderConfig::validate() const {
              " is below min_pixels ", min_pixels);
   NURI_CHECK(max_pixels >= factor() * factor(), "vision encoder config: max_pixels ", max_pixels,
              " is below one merged patch (", factor(), "x", factor(), ")");
+  NURI_CHECK(std::isfinite(video_fps) && video_fps > 0 && video_fps <= 60,
+             "vision encoder config: video_fps must be in (0, 60], got ", video_fps);
+  positive("max_video_frames", max_video_frames);
+  NURI_CHECK(video_min_pixels >= 0 && video_max_pixels >= 0,
+             "vision encoder config: video_min_pixels and video_max_pixels must be zero (the "
+             "image's) or positive, got ",
+             video_min_pixels, " and ", video_max_pixels);
+  NURI_CHECK(video_max() >= video_min() && video_max() >= factor() * factor(),
+             "vision encoder config: a video frame's budget (video_min_pixels ", video_min(),
+             ", video_max_pixels ", video_max(), ", 0 meaning the image's) must have max >= min ",
+             "and max >= one merged patch (", factor(), "x", factor(), ")");
   NURI_CHECK(hidden_size % num_heads == 0, "vision encoder config: hidden_size ", hidden_size,
              " is not divisible by num_heads ", num_heads);
   NURI_CHECK((hidden_size / num_heads) % 4 == 0, "vision encoder config: head dimension ",

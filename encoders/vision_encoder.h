@@ -67,6 +67,13 @@ struct VisionEncoderConfig {
   bool global_context = false;         // add the image's pooled stem features to every token
   int64_t context_grid = 1;            // the context pools each cell of this square grid
   bool context_pyramid = false;        // the whole slice's maximum too, before the grid's cells
+  // Video input, a property of the model as Qwen2-VL's processor is: frames sampled at video_fps
+  // (at most max_video_frames), each within a pixel budget of its own (0: the image's), since a
+  // clip costs its frame count times what one frame does.
+  double video_fps = 2;
+  int64_t max_video_frames = 32;
+  int64_t video_min_pixels = 0;
+  int64_t video_max_pixels = 0;
 
   // Image sides must be multiples of this: patch_size x merge_size (28 by default).
   int64_t factor() const { return patch_size * merge_size; }
@@ -76,6 +83,12 @@ struct VisionEncoderConfig {
   }
   // Values in one flattened temporal patch, the patch embedding's input.
   int64_t patch_dim() const { return temporal_patch_size * patch_frame_dim(); }
+  // The pixel budget of a video frame: video_min_pixels and video_max_pixels, or the image's.
+  int64_t video_min() const { return video_min_pixels > 0 ? video_min_pixels : min_pixels; }
+  int64_t video_max() const { return video_max_pixels > 0 ? video_max_pixels : max_pixels; }
+  // The encoder's grid for an H x W image, and for the frames of an H x W video.
+  ImageGrid image_grid(int64_t height, int64_t width) const;
+  ImageGrid video_grid(int64_t height, int64_t width) const;
   // Output tokens of one H x W image (or of one temporal slice of a video).
   int64_t image_token_count(int64_t height, int64_t width) const;
   // Output tokens of `frames` frames of H x W (frames rounded up to temporal_patch_size).
@@ -107,6 +120,10 @@ struct VisionEncoderConfig {
     visit("global_context", c.global_context);
     visit("context_grid", c.context_grid);
     visit("context_pyramid", c.context_pyramid);
+    visit("video_fps", c.video_fps);
+    visit("max_video_frames", c.max_video_frames);
+    visit("video_min_pixels", c.video_min_pixels);
+    visit("video_max_pixels", c.video_max_pixels);
   }
 };
 
@@ -118,10 +135,9 @@ inline constexpr float kPixelStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 // An 8-bit RGB image (any size) as the encoder's input: f32 [3, H, W], each channel
 // (value / 255 - kPixelMean[c]) / kPixelStd[c]. No resizing.
 Tensor image_to_pixels(const Image& image);
-// The image resized to the encoder's grid (media's fit_image_grid with config.factor(),
-// min_pixels and max_pixels, then resize_image) and converted by image_to_pixels.
+// The image resized to config.image_grid (resize_image) and converted by image_to_pixels.
 Tensor prepare_image(const Image& image, const VisionEncoderConfig& config);
-// Video frames, each resized to the grid that the first frame's size gives, stacked as
+// Video frames, each resized to the config.video_grid of the first frame's size, stacked as
 // f32 [T, 3, H, W].
 Tensor prepare_video(const std::vector<Image>& frames, const VisionEncoderConfig& config);
 

@@ -5,17 +5,23 @@
 
 namespace nuri {
 
+ImageGrid VisionEncoderConfig::image_grid(int64_t height, int64_t width) const {
+  return fit_image_grid(height, width, factor(), min_pixels, max_pixels);
+}
+
+ImageGrid VisionEncoderConfig::video_grid(int64_t height, int64_t width) const {
+  return fit_image_grid(height, width, factor(), video_min(), video_max());
+}
+
 Tensor prepare_image(const Image& image, const VisionEncoderConfig& config) {
-  const ImageGrid grid = fit_image_grid(image.height, image.width, config.factor(),
-                                        config.min_pixels, config.max_pixels);
+  const ImageGrid grid = config.image_grid(image.height, image.width);
   if (grid.height == image.height && grid.width == image.width) return image_to_pixels(image);
   return image_to_pixels(resize_image(image, grid.height, grid.width));
 }
 
 Tensor prepare_video(const std::vector<Image>& frames, const VisionEncoderConfig& config) {
   NURI_CHECK(!frames.empty(), "prepare_video: no frames");
-  const ImageGrid grid = fit_image_grid(frames[0].height, frames[0].width, config.factor(),
-                                        config.min_pixels, config.max_pixels);
+  const ImageGrid grid = config.video_grid(frames[0].height, frames[0].width);
   std::vector<Tensor> parts;
   parts.reserve(frames.size());
   for (const Image& frame : frames) {

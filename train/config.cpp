@@ -155,8 +155,6 @@ nlohmann::json default_train_config() {
         {"valid_manifest", ""},
         {"pack_dir", ""},  // omni: where packed shards go; empty: <checkpoint.dir>/pack
         {"max_bad_samples", 0},
-        {"video_fps", 2.0},
-        {"max_video_frames", 32},
         {"task_weights", nlohmann::json::object()}}},  // omni: task -> weight (any tasks)
       {"tokenizer", {{"path", ""}, {"vocab_size", 8192}, {"train_if_missing", true}}},
       {"optim",
@@ -237,8 +235,6 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   c.data.valid_manifest = d["valid_manifest"];
   c.data.pack_dir = d["pack_dir"];
   c.data.max_bad_samples = d["max_bad_samples"];
-  c.data.video_fps = d["video_fps"];
-  c.data.max_video_frames = d["max_video_frames"];
   for (const auto& [task, weight] : d["task_weights"].items()) {
     NURI_CHECK(weight.get<double>() >= 0, origin, ": key 'data.task_weights.", task,
                "' must be zero (the task is left out) or positive, got ", weight.dump());
@@ -324,8 +320,6 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
     NURI_CHECK(c.model.uses_mrope(), origin,
                ": key 'model.mrope_section' must split head_dim / 2 for an omni model");
     non_negative("data.max_bad_samples", c.data.max_bad_samples);
-    positive("data.max_video_frames", c.data.max_video_frames);
-    NURI_CHECK(c.data.video_fps > 0, origin, ": key 'data.video_fps' must be positive");
   } else {
     NURI_CHECK(!c.data.train.empty(), origin, ": key 'data.train' names no text files");
   }

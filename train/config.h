@@ -32,8 +32,6 @@ struct TrainConfig {
     std::string valid_manifest;
     std::string pack_dir;         // omni: packed shards; empty: <checkpoint.dir>/pack
     int64_t max_bad_samples = 0;  // samples that fail to decode and are skipped before aborting
-    double video_fps = 2;
-    int64_t max_video_frames = 32;
     // omni: when set, training draws each task's samples in the share weight / sum of weights
     // (a task of the manifest not named weighs 1); when empty, every sample once per epoch.
     std::map<std::string, double> task_weights;

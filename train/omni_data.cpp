@@ -37,11 +37,6 @@ Image resized_for(const Image& image, const ImageGrid& grid) {
              : resize_image(image, grid.height, grid.width);
 }
 
-ImageGrid grid_of(const Image& image, const VisionEncoderConfig& vision) {
-  return fit_image_grid(image.height, image.width, vision.factor(), vision.min_pixels,
-                        vision.max_pixels);
-}
-
 Tensor mel_of(const std::vector<float>& samples, const AudioEncoderConfig& audio) {
   return log_mel(samples, {.n_mels = static_cast<int>(audio.n_mels)});
 }
@@ -59,15 +54,17 @@ DecodedItem decode_item(const ContentPart& part, const OmniConfig& config,
   NURI_CHECK(config.vision, part.path, ": visual input, but the model has no vision encoder");
   if (part.kind == PartKind::image) {
     const Image image = load_image(part.path);
-    item.frames.push_back(resized_for(image, grid_of(image, *config.vision)));
+    item.frames.push_back(resized_for(image, config.vision->image_grid(image.height, image.width)));
     return item;
   }
-  const Video video = load_video(part.path, {.fps = options.video_fps,
+  const VisionEncoderConfig& vision = *config.vision;
+  const Video video = load_video(part.path, {.fps = vision.video_fps,
                                              .max_seconds = options.max_video_seconds,
-                                             .max_frames = options.max_video_frames,
+                                             .max_frames = vision.max_video_frames,
                                              .audio = config.audio.has_value()});
   NURI_CHECK(!video.frames.empty(), part.path, ": the video has no frames");
-  const ImageGrid grid = grid_of(video.frames[0].image, *config.vision);
+  const Image& first = video.frames[0].image;
+  const ImageGrid grid = vision.video_grid(first.height, first.width);
   for (const VideoFrame& frame : video.frames) {
     item.frames.push_back(resized_for(frame.image, grid));
     item.times.push_back(static_cast<float>(frame.time));

@@ -21,12 +21,11 @@
 
 namespace nuri {
 
-// How media are decoded for training.
+// Limits on the media decoded for training; the model's config says how video is sampled
+// (VisionEncoderConfig::video_fps, max_video_frames and the video pixel budget).
 struct MediaDecodeOptions {
-  double video_fps = 2;
   double max_audio_seconds = 60;
   double max_video_seconds = 30;
-  int64_t max_video_frames = 32;
 };
 
 // Decodes the media of one conversation into the encoders' inputs (log-mel, resized pixels).

@@ -128,8 +128,6 @@ PackedDataset ensure_pack(const TrainConfig& config, const std::string& split,
   options.manifest = manifest;
   options.out_dir = dir;
   options.max_bad_samples = config.data.max_bad_samples;
-  options.media.video_fps = config.data.video_fps;
-  options.media.max_video_frames = config.data.max_video_frames;
   options.progress = config.log.progress;
   const PackSummary summary = pack_manifest(options, model, chat);
   log_info("packed ", manifest, ": ", summary.samples, " samples (", summary.skipped,
@@ -224,6 +222,9 @@ TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& opt
   job.load_model = [&](const std::string& path) { model.load(path); };
   job.module_of = OmniModel::module_of;
   job.model_config = oc.to_json();
+  job.read_model_config = [](const nlohmann::json& saved) {
+    return OmniConfig::from_json(saved).to_json();
+  };
   int64_t parameters = 0, trainable = 0;
   for (const NamedParameter& p : model.parameters()) {
     parameters += p.tensor.numel();

@@ -93,6 +93,9 @@ TrainSummary train_text_model(const TrainConfig& config, const TrainOptions& opt
   job.save_model = [&](const std::string& path) { model.save(path); };
   job.load_model = [&](const std::string& path) { model.load(path); };
   job.model_config = mc.to_json();
+  job.read_model_config = [](const nlohmann::json& saved) {
+    return DecoderConfig::from_json(saved).to_json();
+  };
   job.description = cat("model: ", mc.parameter_count(), " parameters, ", mc.num_hidden_layers,
                         " layers, width ", mc.hidden_size, ", vocabulary ", mc.vocab_size);
   TrainSummary summary = run_training(config, options, job, tokenizer);

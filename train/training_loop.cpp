@@ -65,11 +65,26 @@ DecoderConfig decoder_config(const TrainConfig& config, const Tokenizer& tokeniz
 namespace {
 
 // A checkpoint's weights fit this run only if they were made for the same model section.
-void check_model_config(const std::string& dir, const nlohmann::json& model_config) {
-  const auto saved =
-      nlohmann::json::parse(read_file((fs::path(dir) / "config.json").string()), nullptr, false);
-  NURI_CHECK(!saved.is_discarded() && saved == model_config, dir,
-             ": the checkpoint's model config differs from this config's model section");
+// The keys (JSON pointers) where a checkpoint's model config differs from the job's, with both
+// values; empty when they agree.
+std::string model_config_changes(const std::string& dir, const TrainingJob& job) {
+  const std::string path = (fs::path(dir) / "config.json").string();
+  const auto saved = nlohmann::json::parse(read_file(path), nullptr, false);
+  NURI_CHECK(!saved.is_discarded(), path, ": not valid JSON");
+  nlohmann::json ours = saved;
+  try {
+    if (job.read_model_config) ours = job.read_model_config(saved);
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+  std::string changes;
+  for (const auto& change : nlohmann::json::diff(ours, job.model_config)) {
+    const nlohmann::json::json_pointer key(change["path"].get<std::string>());
+    changes += cat(changes.empty() ? "" : ", ", key.to_string(), " ",
+                   ours.contains(key) ? ours[key].dump() : "(none)", " -> ",
+                   job.model_config.contains(key) ? job.model_config[key].dump() : "(none)");
+  }
+  return changes;
 }
 
 }  // namespace
@@ -117,14 +132,20 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
     state = TrainerState::from_json(state_json, state_path);
     NURI_CHECK(state.seed == tc.seed, state_path, ": the run used train.seed ", state.seed,
                ", the config says ", tc.seed);
-    check_model_config(dir, job.model_config);
+    const std::string changes = model_config_changes(dir, job);
+    NURI_CHECK(changes.empty(), dir,
+               ": the checkpoint's model config differs from this config's model section at ",
+               changes);
     job.load_model((fs::path(dir) / "model.safetensors").string());
     optimizer.load_optimizer(dir);
     optimizer.set_steps_taken(state.step - state.skipped_steps);
     log_info("resuming from ", dir, " at step ", state.step);
   } else if (!tc.init_from.empty()) {
     const std::string dir = resolve_checkpoint(tc.init_from);
-    check_model_config(dir, job.model_config);
+    // A new stage may change what shapes no weight (a video budget, a frame rate); the weights
+    // load only when every name and shape matches.
+    const std::string changes = model_config_changes(dir, job);
+    if (!changes.empty()) log_warn("the model config differs from ", dir, "'s at ", changes);
     job.load_model((fs::path(dir) / "model.safetensors").string());
     log_info("starting from the weights of ", dir, " with a fresh optimizer and schedule");
   }

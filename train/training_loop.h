@@ -39,7 +39,10 @@ struct TrainingJob {
   // The module (optim.lr_scale's key) a parameter belongs to; empty: every one is "decoder".
   std::function<std::string(const std::string& name)> module_of;
   nlohmann::json model_config;  // config.json; a resumed checkpoint's must be equal
-  std::string description;      // logged once: parameters, layers, ...
+  // A checkpoint's config.json read into model_config's form, keys it lacks taking their defaults
+  // (so that a checkpoint from before a key existed compares equal).
+  std::function<nlohmann::json(const nlohmann::json&)> read_model_config;
+  std::string description;  // logged once: parameters, layers, ...
 };
 
 // A new run never mixes its checkpoints with an earlier run's (the newest step would win): without

@@ -2,7 +2,7 @@
 // step of fusion's OmniModel (the encoders' and the decoder's forward, one tape.backward, and
 // train/optimizer.h's AdamW over the trainable parameters) on a synthetic batch shaped like the
 // synthetic corpus (`nuri data synth`): sample i takes the corpus's task i mod 9, so a batch mixes
-// 3 s of speech, 112x112 images, 3 s videos at the config's data.video_fps (2) with their
+// 3 s of speech, 112x112 images, 3 s videos at the config's model.vision.video_fps (2) with their
 // soundtrack, and images with a 2 s spoken question, each with a short text turn. Images and
 // frames reach the vision encoder at the size training resizes them to (the config's grid). The
 // model comes from a training config (configs/tiny-omni.json by default). It prints tokens/s
@@ -60,12 +60,13 @@ Kind kind_of_task(const std::string& task) {
 
 // The media sizes of the synthetic batch.
 struct MediaSizes {
-  int64_t side = 112;           // the corpus's images and video frames are side x side ...
-  int64_t grid_side = 112;      // ... resized to this for the vision encoder, as training does
-  double speech_seconds = 3;    // transcription audio
-  double question_seconds = 2;  // a spoken question about an image
-  double video_seconds = 3;     // video length, and its soundtrack's
-  double video_fps = 2;         // frames per second: the config's data.video_fps
+  int64_t side = 112;             // the corpus's images and video frames are side x side ...
+  int64_t grid_side = 112;        // ... resized to this for the vision encoder, as training does
+  int64_t video_grid_side = 112;  // video frames' side, within the video pixel budget
+  double speech_seconds = 3;      // transcription audio
+  double question_seconds = 2;    // a spoken question about an image
+  double video_seconds = 3;       // video length, and its soundtrack's
+  double video_fps = 2;           // frames per second: the config's model.vision.video_fps
 };
 
 // One conversation of the batch, laid out as training lays it out.
@@ -109,7 +110,7 @@ MediaInput video_input(const MediaSizes& sizes, int64_t n_mels, Generator& gen) 
   MediaInput in = audio_input(n_mels, sizes.video_seconds, gen);
   in.kind = PartKind::video;
   const int64_t frames = std::lround(sizes.video_seconds * sizes.video_fps);
-  in.pixels = random_uniform({frames, 3, sizes.grid_side, sizes.grid_side}, gen);
+  in.pixels = random_uniform({frames, 3, sizes.video_grid_side, sizes.video_grid_side}, gen);
   for (int64_t f = 0; f < frames; ++f) in.frame_times.push_back(f / sizes.video_fps);
   return in;
 }
@@ -256,11 +257,9 @@ void run(const Options& o) {
   vision.init(init);
 
   MediaSizes sizes = o.sizes;
-  sizes.video_fps = config.data.video_fps;
-  const VisionEncoderConfig& grid_of = *omni.vision;
-  sizes.grid_side = fit_image_grid(sizes.side, sizes.side, grid_of.factor(), grid_of.min_pixels,
-                                   grid_of.max_pixels)
-                        .height;
+  sizes.video_fps = omni.vision->video_fps;
+  sizes.grid_side = omni.vision->image_grid(sizes.side, sizes.side).height;
+  sizes.video_grid_side = omni.vision->video_grid(sizes.side, sizes.side).height;
   Generator data{config.train.seed + 1, 0};
   std::vector<Sample> batch;
   std::vector<int64_t> kind_counts(4, 0);

@@ -478,6 +478,32 @@ TEST(VisionEncoder, ConfigJsonRoundTripsAndRejectsUnknownKeys) {
       << error_of(global);
   global["context_grid"] = 3;
   EXPECT_TRUE(VisionEncoderConfig::from_json(global).context_pyramid);
+  // Video: a frame rate, a frame limit and a pixel budget of its own (0: the image's).
+  EXPECT_EQ(json.at("video_fps"), 2.0);
+  EXPECT_EQ(json.at("video_max_pixels"), 0);
+  nlohmann::json video = json;
+  video["video_fps"] = 0;
+  EXPECT_NE(error_of(video).find("video_fps must be in (0, 60], got 0"), std::string::npos)
+      << error_of(video);
+  video["video_fps"] = 1.5;
+  video["max_video_frames"] = 0;
+  EXPECT_NE(error_of(video).find("max_video_frames must be positive, got 0"), std::string::npos)
+      << error_of(video);
+  video["max_video_frames"] = 8;
+  video["video_max_pixels"] = 8;  // below the image's min_pixels 16, which video then keeps
+  EXPECT_NE(error_of(video).find("(video_min_pixels 16, video_max_pixels 8, 0 meaning the "
+                                 "image's) must have max >= min"),
+            std::string::npos)
+      << error_of(video);
+  video["video_min_pixels"] = 4;
+  const VisionEncoderConfig budget = VisionEncoderConfig::from_json(video);
+  EXPECT_EQ(budget.video_fps, 1.5);
+  EXPECT_EQ(budget.video_grid(64, 64).height, 2);  // 2 x 2 pixels, the grid's unit (factor 2)
+  EXPECT_EQ(budget.image_grid(64, 64).height, 64);
+  video["video_min_pixels"] = -1;
+  EXPECT_NE(error_of(video).find("must be zero (the image's) or positive, got -1"),
+            std::string::npos)
+      << error_of(video);
   global["context_pyramid"] = false;
   for (const int grid : {0, 9}) {
     global["context_grid"] = grid;

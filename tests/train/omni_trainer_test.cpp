@@ -197,6 +197,18 @@ TEST(OmniPack, SkipsAndCountsBadSamplesUpToTheLimit) {
   EXPECT_EQ(video.media[0].pixels.to_vector(), fresh[0].pixels.to_vector());
   EXPECT_EQ(video.media[0].mel.to_vector(), fresh[0].mel.to_vector());
   EXPECT_EQ(video.media[0].frame_times.size(), fresh[0].frame_times.size());
+  // The model's config says how video is sampled: at vision.video_fps, every frame within the
+  // video pixel budget (here one merged patch), apart from the images' budget.
+  OmniConfig sparse = model.config();
+  sparse.vision->video_fps = 1;
+  sparse.vision->video_min_pixels = 16 * 16;
+  sparse.vision->video_max_pixels = 16 * 16;
+  const MediaInput clip = decode_media(entries[4].conversation, sparse, {})[0];
+  EXPECT_EQ(fresh[0].frame_times.size(), 6u);  // 3 s at the default 2 frames per second
+  EXPECT_EQ(clip.frame_times, (std::vector<double>{0, 1, 2}));
+  EXPECT_EQ(clip.pixels.shape(), (Shape{3, 3, 16, 16}));
+  EXPECT_EQ(decode_media(entries[2].conversation, sparse, {})[0].pixels.shape(),
+            decode_media(entries[2].conversation, model.config(), {})[0].pixels.shape());
   // Transcripts are packed as the tokenizer's ids; media without one have none.
   EXPECT_FALSE(video.media[0].transcript.defined());
   ASSERT_TRUE(packed.sample(0).media[0].transcript.defined());
@@ -210,6 +222,11 @@ TEST(OmniPack, SkipsAndCountsBadSamplesUpToTheLimit) {
   other.vision->patch_size = 4;
   EXPECT_NE(error_of([&] {
               PackedDataset(dir + "/pack", other, fingerprint);
+            }).find("run nuri data pack again"),
+            std::string::npos);
+  // So is one whose video was sampled at another rate.
+  EXPECT_NE(error_of([&] {
+              PackedDataset(dir + "/pack", sparse, fingerprint);
             }).find("run nuri data pack again"),
             std::string::npos);
 }
@@ -239,6 +256,11 @@ TEST(OmniTrainer, LossFallsAndResumeIsBitIdentical) {
   resumed["checkpoint"]["dir"] = dir + "/resumed";
   fs::create_directories(dir + "/resumed");
   fs::copy(dir + "/run/step-3", dir + "/resumed/step-3", fs::copy_options::recursive);
+  // A checkpoint written before a model key existed (here the video ones) resumes: the key it
+  // lacks takes its default.
+  nlohmann::json older = nlohmann::json::parse(read_file(dir + "/resumed/step-3/config.json"));
+  ASSERT_EQ(older["vision_config"].erase("video_fps"), 1u);
+  write_file_atomic(dir + "/resumed/step-3/config.json", older.dump());
   const TrainSummary second =
       train_omni_model(parse_train_config(resumed, {}, "test"), {.resume = dir + "/resumed"});
   EXPECT_EQ(second.step, 8);
@@ -292,19 +314,34 @@ TEST(OmniTrainer, LossFallsAndResumeIsBitIdentical) {
   staged["train"]["steps"] = 1;
   staged["train"]["init_from"] = dir + "/run/step-8";
   staged["train"]["freeze"] = {"vision_encoder", "audio_encoder"};
+  staged["model"]["vision"]["video_fps"] = 1;  // what shapes no weight may change between stages
   EXPECT_EQ(train_omni_model(parse_train_config(staged, {}, "test")).step, 1);
   const SafetensorsFile trained = SafetensorsFile::open(dir + "/run/step-8/model.safetensors");
   const SafetensorsFile next = SafetensorsFile::open(dir + "/staged/step-1/model.safetensors");
   EXPECT_EQ(next.tensor(name).to_vector(), trained.tensor(name).to_vector());
   const std::string decoder_weight = "model.norm.weight";
   EXPECT_NE(next.tensor(decoder_weight).to_vector(), trained.tensor(decoder_weight).to_vector());
-  // A checkpoint of another model is refused, naming it.
+  // A checkpoint whose weights do not fit is refused, naming the tensor.
   staged["checkpoint"]["dir"] = dir + "/mismatched";
   staged["model"]["vision"]["num_layers"] = 2;
-  EXPECT_NE(error_of([&] {
-              train_omni_model(parse_train_config(staged, {}, "test"));
-            }).find("step-8: the checkpoint's model config differs"),
-            std::string::npos);
+  const std::string misfit =
+      error_of([&] { train_omni_model(parse_train_config(staged, {}, "test")); });
+  EXPECT_NE(misfit.find("model.safetensors: missing tensor 'vision_encoder.layers.1."),
+            std::string::npos)
+      << misfit;
+  // Resuming needs the same model: a changed key is named with both values.
+  nlohmann::json changed = resumed;
+  changed["checkpoint"]["dir"] = dir + "/changed";
+  changed["model"]["vision"]["video_fps"] = 1;
+  fs::create_directories(dir + "/changed");
+  fs::copy(dir + "/run/step-3", dir + "/changed/step-3", fs::copy_options::recursive);
+  const std::string refused = error_of([&] {
+    train_omni_model(parse_train_config(changed, {}, "test"), {.resume = dir + "/changed"});
+  });
+  EXPECT_NE(refused.find("the checkpoint's model config differs from this config's model section "
+                         "at /vision_config/video_fps 2.0 -> 1.0"),
+            std::string::npos)
+      << refused;
 }
 
 TEST(OmniEval, ScoringHelpers) {
