@@ -4,6 +4,8 @@
 
 #include "encoders/config_json.h"
 #include "kernels/ops/activation.h"
+#include "kernels/ops/elementwise.h"
+#include "kernels/ops/linear.h"
 #include "kernels/ops/pool.h"
 #include "kernels/ops/rope.h"
 #include "kernels/ops/shape.h"
@@ -82,6 +84,9 @@ void VisionEncoderConfig::validate() const {
              "vision encoder config: context_grid must be from 1 to 8, got ", context_grid);
   NURI_CHECK(context_grid == 1 || global_context, "vision encoder config: context_grid ",
              context_grid, " needs global_context");
+  NURI_CHECK(!motion_context || (global_context && temporal_patch_size > 1),
+             "vision encoder config: motion_context compares the frames of a temporal slice and "
+             "needs global_context and temporal_patch_size > 1");
   NURI_CHECK(!context_pyramid || context_grid > 1,
              "vision encoder config: context_pyramid adds the whole slice to a grid and needs "
              "context_grid > 1, got ",
@@ -131,6 +136,11 @@ VisionEncoder::VisionEncoder(const VisionEncoderConfig& config) : config_(config
   if (config_.global_context) {
     global_ = Linear::add(params_, "vision_projector.global",
                           context_cells() * config_.stem_channels.back(), config_.output_size);
+  }
+  if (config_.motion_context) {
+    motion_ = params_.add("vision_projector.motion.weight",
+                          {config_.output_size, context_cells() * config_.stem_channels.back()},
+                          ParameterList::Init::normal);
   }
 }
 
@@ -202,13 +212,25 @@ Tensor VisionEncoder::encode_slices(const Tensor& features) const {
 }
 
 Tensor VisionEncoder::slice_context(const Tensor& features) const {
-  const int64_t tp = config_.temporal_patch_size, g = config_.context_grid;
+  const int64_t tp = config_.temporal_patch_size;
   const int64_t n = features.size(0) / tp, c = features.size(1), h = features.size(2),
                 w = features.size(3);
   // The maximum over each slice's frames: [N, C, tp, H x W] -> [N, C, H, W].
   Tensor frames = permute(reshape(features, {n, tp, c, h * w}), {0, 2, 1, 3});
   frames = reshape(max_pool2d(frames, {tp, 1}, {tp, 1}), {n, c, h, w});
-  // The whole slice first with context_pyramid; then each grid cell, rows [floor(i h / g),
+  const Tensor context = global_.forward(params_, cell_maxima(frames));
+  if (!config_.motion_context) return context;
+  const Tensor per_frame = reshape(features, {n, tp, c, h, w});
+  const Tensor first = reshape(slice(per_frame, 1, 0, 1), {n, c, h, w});
+  const Tensor last = reshape(slice(per_frame, 1, tp - 1, tp), {n, c, h, w});
+  const Tensor change = add(cell_maxima(last), scale(cell_maxima(first), -1.0f));
+  return add(context, linear(change, params_[motion_]));
+}
+
+Tensor VisionEncoder::cell_maxima(const Tensor& frames) const {
+  const int64_t g = config_.context_grid;
+  const int64_t n = frames.size(0), c = frames.size(1), h = frames.size(2), w = frames.size(3);
+  // The whole first with context_pyramid; then each grid cell, rows [floor(i h / g),
   // ceil((i + 1) h / g)) and columns alike.
   std::vector<Tensor> cells;
   if (config_.context_pyramid) cells.push_back(reshape(max_pool2d(frames, {h, w}, {h, w}), {n, c}));
@@ -220,7 +242,7 @@ Tensor VisionEncoder::slice_context(const Tensor& features) const {
           max_pool2d(cell, {cell.size(2), cell.size(3)}, {cell.size(2), cell.size(3)}), {n, c}));
     }
   }
-  return global_.forward(params_, cells.size() == 1 ? cells[0] : concat(cells, 1));
+  return cells.size() == 1 ? cells[0] : concat(cells, 1);
 }
 
 int64_t VisionEncoder::context_cells() const {

@@ -30,6 +30,10 @@
 // context then also says roughly where things are, which a video's direction of motion needs.
 // With context_pyramid the whole slice's maximum comes first, before the grid's cells: a maximum
 // per cell does not give back the maximum of the whole, which colour questions read best.
+// With motion_context, how the cells change over a temporal slice (the cell maxima of its last
+// frame minus those of its first), mapped linearly without a bias, is added as well: zero for an
+// image (its frame repeated), and for a video where a moving object left and where it arrived,
+// which a small encoder trained from scratch does not find on its own (docs/benchmarks.md).
 //
 // Output tokens come in raster order of the merged grid: an H x W image gives
 // (H / (patch_size x merge_size)) x (W / (patch_size x merge_size)) tokens.
@@ -67,6 +71,7 @@ struct VisionEncoderConfig {
   bool global_context = false;         // add the image's pooled stem features to every token
   int64_t context_grid = 1;            // the context pools each cell of this square grid
   bool context_pyramid = false;        // the whole slice's maximum too, before the grid's cells
+  bool motion_context = false;         // the cells' change over a temporal slice too
   // Video input, a property of the model as Qwen2-VL's processor is: frames sampled at video_fps
   // (at most max_video_frames), each within a pixel budget of its own (0: the image's), since a
   // clip costs its frame count times what one frame does.
@@ -120,6 +125,7 @@ struct VisionEncoderConfig {
     visit("global_context", c.global_context);
     visit("context_grid", c.context_grid);
     visit("context_pyramid", c.context_pyramid);
+    visit("motion_context", c.motion_context);
     visit("video_fps", c.video_fps);
     visit("max_video_frames", c.max_video_frames);
     visit("video_min_pixels", c.video_min_pixels);
@@ -149,7 +155,8 @@ Tensor prepare_video(const std::vector<Image>& frames, const VisionEncoderConfig
 // vision_projector.{fc1 [4D, 4D], fc2 [output_size, 4D]}.{weight,bias} (4 = merge_size^2),
 // vision_projector.norm.weight [output_size]; with global_context,
 // vision_projector.global.{weight [output_size, cells x stem_channels.back()], bias}, where cells
-// is context_grid^2, plus 1 with context_pyramid.
+// is context_grid^2, plus 1 with context_pyramid; with motion_context,
+// vision_projector.motion.weight [output_size, cells x stem_channels.back()].
 //
 // The encode calls record on the active tape for training; run them inside a NoGradScope for
 // inference.
@@ -195,6 +202,9 @@ class VisionEncoder {
   Tensor encode_slices(const Tensor& features) const;
   // Stem features [N x temporal_patch_size, C, H, W] -> the context of each slice [N, output_size].
   Tensor slice_context(const Tensor& features) const;
+  // The maxima of frames [N, C, H, W] over the whole (with context_pyramid) and over each grid
+  // cell, concatenated cell by cell: [N, context_cells() x C].
+  Tensor cell_maxima(const Tensor& frames) const;
   // Cells the context pools: context_grid^2, plus the whole slice with context_pyramid.
   int64_t context_cells() const;
   // Checks f32 [..., 3, H, W] with H, W multiples of factor(); `what` names the argument.
@@ -207,7 +217,8 @@ class VisionEncoder {
   std::vector<TransformerBlock> blocks_;
   LayerNorm norm_;
   Projector projector_;
-  Linear global_;  // only with global_context
+  Linear global_;      // only with global_context
+  size_t motion_ = 0;  // the motion context's weight, only with motion_context
 };
 
 }  // namespace nuri

@@ -148,9 +148,10 @@ void OmniModel::save(const std::string& safetensors_path) const {
   save_safetensors(safetensors_path, tensors, {{"format", "pt"}});
 }
 
-void OmniModel::load(const std::string& safetensors_path) {
+void OmniModel::load(const std::string& safetensors_path, std::vector<std::string>* missing) {
   std::vector<NamedParameter> all = parameters();
-  load_parameters(SafetensorsFile::open(safetensors_path), all, "this omni model config");
+  load_parameters(SafetensorsFile::open(safetensors_path), all, "this omni model config", {},
+                  missing);
 }
 
 MediaShape OmniModel::shape_of(const MediaInput& input) const {

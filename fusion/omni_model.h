@@ -64,8 +64,9 @@ class OmniModel {
   // are moved to it in forward, and generation (reply) keeps its KV cache there.
   void to(const Device& device);
   // Reads every module from one safetensors file; a missing, extra or mis-shaped tensor is an
-  // error naming it, raised before any parameter changes.
-  void load(const std::string& safetensors_path);
+  // error naming it, raised before any parameter changes. With `missing` given, parameters the
+  // file lacks keep their values and are listed there (load_parameters).
+  void load(const std::string& safetensors_path, std::vector<std::string>* missing = nullptr);
   void save(const std::string& safetensors_path) const;
 
   // The span an item takes in the sequence (token counts from its size).

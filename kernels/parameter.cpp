@@ -9,12 +9,17 @@ namespace nuri {
 
 void load_parameters(const SafetensorsFile& file, std::vector<NamedParameter>& parameters,
                      const std::string& owner,
-                     const std::function<bool(const std::string&)>& extra_allowed) {
+                     const std::function<bool(const std::string&)>& extra_allowed,
+                     std::vector<std::string>* missing) {
   const std::string& path = file.path();
   std::set<std::string> unread;
   for (const std::string& name : file.names()) unread.insert(name);
   std::vector<std::pair<Tensor*, Tensor>> reads;
   for (NamedParameter& p : parameters) {
+    if (missing && !file.contains(p.name)) {
+      missing->push_back(p.name);
+      continue;
+    }
     NURI_CHECK(file.contains(p.name), path, ": missing tensor '", p.name, "' (shape ",
                shape_str(p.tensor.shape()), ") of ", owner);
     const SafetensorsEntry& entry = file.entry(p.name);

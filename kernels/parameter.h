@@ -18,10 +18,12 @@ struct NamedParameter {
 // Reads every parameter from `file` (f32, bf16 or f16, converted to f32). A missing, mis-shaped or
 // non-floating tensor, or one in the file that is no parameter (unless `extra_allowed` accepts
 // its name), is an error naming it, the file and `owner` (the module, as "the audio encoder"),
-// raised before any parameter is overwritten.
+// raised before any parameter is overwritten. With `missing` given, a parameter the file lacks
+// keeps its value and its name is added there instead (a module new in a later training stage).
 void load_parameters(const SafetensorsFile& file, std::vector<NamedParameter>& parameters,
                      const std::string& owner,
-                     const std::function<bool(const std::string&)>& extra_allowed = {});
+                     const std::function<bool(const std::string&)>& extra_allowed = {},
+                     std::vector<std::string>* missing = nullptr);
 
 // Moves every parameter to `device` (a no-op for those already there), each still requiring grad
 // (or not, when frozen) as before.

@@ -142,11 +142,20 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
     log_info("resuming from ", dir, " at step ", state.step);
   } else if (!tc.init_from.empty()) {
     const std::string dir = resolve_checkpoint(tc.init_from);
-    // A new stage may change what shapes no weight (a video budget, a frame rate); the weights
-    // load only when every name and shape matches.
+    // A new stage may change what shapes no weight (a video budget, a frame rate) and add
+    // modules; every weight the checkpoint has must fit by name and shape.
     const std::string changes = model_config_changes(dir, job);
     if (!changes.empty()) log_warn("the model config differs from ", dir, "'s at ", changes);
-    job.load_model((fs::path(dir) / "model.safetensors").string());
+    const std::string weights = (fs::path(dir) / "model.safetensors").string();
+    if (job.load_model_partly) {
+      std::string fresh;
+      for (const std::string& name : job.load_model_partly(weights))
+        fresh += (fresh.empty() ? "" : ", ") + name;
+      if (!fresh.empty())
+        log_warn(weights, " lacks these parameters, which start as initialised: ", fresh);
+    } else {
+      job.load_model(weights);
+    }
     log_info("starting from the weights of ", dir, " with a fresh optimizer and schedule");
   }
   const Device device = job.parameters.empty() ? Device::cpu() : job.parameters[0].tensor.device();

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "encoder_test_util.h"
+#include "kernels/error.h"
+#include "kernels/ops/elementwise.h"
 #include "kernels/ops/shape.h"
 #include "kernels/safetensors.h"
 
@@ -393,6 +395,31 @@ TEST(VisionEncoder, GradientsReachEveryParameterAndMatchFiniteDifferences) {
     check_gradients(
         encoder.parameters(), [&] { return encoder.encode_images(pixels); }, {2, 4, 12}, 2);
   }
+}
+
+TEST(VisionEncoder, MotionContextFollowsTheChangeWithinASlice) {
+  VisionEncoderConfig config = tiny_grid_config();
+  config.motion_context = true;
+  VisionEncoder encoder = initialised(config, 34);
+  const std::string motion = "vision_projector.motion.weight";
+  EXPECT_EQ(encoder.parameter(motion).shape(), (Shape{12, 9 * 6}));  // 3x3 cells of 6 channels
+  const Tensor frames = random_tensor({2, 3, 8, 8}, 35);
+  check_gradients(
+      encoder.parameters(), [&] { return encoder.encode_video(frames); }, {4, 12}, 2);
+  NoGradScope no_grad;
+  const Tensor image = slice(frames, 0, 0, 1).view({3, 8, 8});
+  const Tensor image_before = encoder.encode_image(image);
+  const Tensor video_before = encoder.encode_video(frames);
+  // Scaling the motion weight leaves an image's tokens (no change between its frames) as they
+  // were and moves a clip's.
+  Tensor& weight = encoder.parameter(motion);
+  weight.copy_from(scale(weight, 3.0f));
+  EXPECT_EQ(encoder.encode_image(image).to_vector(), image_before.to_vector());
+  EXPECT_GT(relative_max_diff(encoder.encode_video(frames), video_before), 1e-3);
+  // It compares frames, so it needs the context and temporal patches.
+  VisionEncoderConfig alone = tiny_stem_config();
+  alone.motion_context = true;
+  EXPECT_THROW(VisionEncoder{alone}, Error);
 }
 
 TEST(VisionEncoder, ImageToPixelsNormalisesEachChannel) {

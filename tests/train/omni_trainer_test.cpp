@@ -321,12 +321,17 @@ TEST(OmniTrainer, LossFallsAndResumeIsBitIdentical) {
   EXPECT_EQ(next.tensor(name).to_vector(), trained.tensor(name).to_vector());
   const std::string decoder_weight = "model.norm.weight";
   EXPECT_NE(next.tensor(decoder_weight).to_vector(), trained.tensor(decoder_weight).to_vector());
-  // A checkpoint whose weights do not fit is refused, naming the tensor.
-  staged["checkpoint"]["dir"] = dir + "/mismatched";
+  // A module new in this stage (a second vision layer) starts as initialised; a weight of another
+  // shape is refused, naming it.
+  staged["checkpoint"]["dir"] = dir + "/grown";
   staged["model"]["vision"]["num_layers"] = 2;
+  EXPECT_EQ(train_omni_model(parse_train_config(staged, {}, "test")).step, 1);
+  staged["checkpoint"]["dir"] = dir + "/mismatched";
+  staged["model"]["vision"]["intermediate_size"] = 48;
   const std::string misfit =
       error_of([&] { train_omni_model(parse_train_config(staged, {}, "test")); });
-  EXPECT_NE(misfit.find("model.safetensors: missing tensor 'vision_encoder.layers.1."),
+  EXPECT_NE(misfit.find("model.safetensors: tensor 'vision_encoder.layers.0.mlp.fc1.weight' has "
+                        "shape [32, 16], expected [48, 16]"),
             std::string::npos)
       << misfit;
   // Resuming needs the same model: a changed key is named with both values.
