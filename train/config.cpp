@@ -165,7 +165,7 @@ nlohmann::json default_train_config() {
         {"weight_decay", 0.1},
         {"grad_clip", 1.0},
         {"lr_scale", module_lr_scales()}}},
-      {"schedule", {{"warmup_steps", 0}, {"min_lr_ratio", 0.1}}},
+      {"schedule", {{"warmup_steps", 0}, {"min_lr_ratio", 0.1}, {"decay_steps", 0}}},
       {"train",
        {{"steps", 100},
         {"batch_size", 8},
@@ -255,6 +255,7 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   const auto& s = json["schedule"];
   c.schedule.warmup_steps = s["warmup_steps"];
   c.schedule.min_lr_ratio = s["min_lr_ratio"];
+  c.schedule.decay_steps = s["decay_steps"];
   const auto& tr = json["train"];
   c.train.steps = tr["steps"];
   c.train.batch_size = tr["batch_size"];
@@ -300,6 +301,7 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   non_negative("eval.batches", c.eval.batches);
   positive("log.every", c.log.every);
   non_negative("schedule.warmup_steps", c.schedule.warmup_steps);
+  non_negative("schedule.decay_steps", c.schedule.decay_steps);
   NURI_CHECK(c.train.precision == "fp32" || c.train.precision == "bf16", origin,
              ": key 'train.precision' must be \"fp32\" or \"bf16\", got \"", c.train.precision,
              "\"");

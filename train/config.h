@@ -53,7 +53,10 @@ struct TrainConfig {
 
   struct Schedule {
     int64_t warmup_steps = 0;
-    float min_lr_ratio = 0.1f;  // the cosine decays to lr * min_lr_ratio at the last step
+    float min_lr_ratio = 0.1f;  // the cosine decays to lr * min_lr_ratio at decay_steps
+    // The step where the cosine reaches its floor; 0: train.steps. Larger than train.steps, the
+    // run stops part way down a longer schedule (Megatron's lr-decay-iters).
+    int64_t decay_steps = 0;
   } schedule;
 
   struct Train {

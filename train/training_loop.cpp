@@ -200,6 +200,8 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
   double interval_loss = 0, interval_aux = 0;
   int64_t interval_steps = 0;
   int64_t last_saved = options.resume.empty() ? -1 : state.step;
+  const int64_t decay_steps =
+      config.schedule.decay_steps > 0 ? config.schedule.decay_steps : tc.steps;
   while (state.step < tc.steps) {
     double stop = options.stop && options.stop->load() ? 1 : 0;
     if (ranks > 1) communicator.sum_doubles({&stop, 1});  // all ranks stop at the same step
@@ -240,7 +242,7 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
       step_aux = totals[1] / ranks;
       step_tokens = static_cast<int64_t>(totals[2]);
     }
-    const double lr = warmup_cosine_lr(state.step + 1, tc.steps, config.schedule.warmup_steps,
+    const double lr = warmup_cosine_lr(state.step + 1, decay_steps, config.schedule.warmup_steps,
                                        config.optim.adamw.lr, config.schedule.min_lr_ratio);
     const StepResult result = optimizer.step(lr);
     ++state.step;

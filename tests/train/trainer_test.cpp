@@ -83,6 +83,29 @@ TEST(Trainer, ResumeIsBitIdentical) {
                                     [](nlohmann::json config) { return config; });
 }
 
+// schedule.decay_steps beyond train.steps stops a run part way down a longer schedule: its steps
+// are the longer run's first steps, bit for bit, learning rates and losses alike.
+TEST(Trainer, StopsPartWayDownALongerSchedule) {
+  const auto whole_dir = test::fresh_dir("schedule-whole");
+  const auto part_dir = test::fresh_dir("schedule-part");
+  run(test::tiny_config(whole_dir, 12));
+  auto config = test::tiny_config(part_dir, 6);
+  config["schedule"]["decay_steps"] = 12;
+  EXPECT_EQ(run(config).step, 6);
+  for (const auto* key : {"lr", "loss"}) {
+    auto whole = series(whole_dir + "/run/metrics.jsonl", key);
+    const auto part = series(part_dir + "/run/metrics.jsonl", key);
+    ASSERT_EQ(whole.size(), 12u) << key;
+    whole.resize(6);
+    EXPECT_EQ(part, whole) << key;
+  }
+  // Without it, the same 6 steps decay to the floor by step 6.
+  const auto short_dir = test::fresh_dir("schedule-short");
+  run(test::tiny_config(short_dir, 6));
+  EXPECT_LT(series(short_dir + "/run/metrics.jsonl", "lr").back().second,
+            series(part_dir + "/run/metrics.jsonl", "lr").back().second);
+}
+
 // Mixed precision (train.precision "bf16") follows the fp32 loss curve: bf16 GEMM operands keep 8
 // bits, which moves each step's loss by well under 3% over 20 steps of the tiny model.
 TEST(Trainer, Bf16FollowsTheFp32LossCurve) {
