@@ -5,12 +5,8 @@
 # (for example --set train.steps=100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --with-corpus
+bash scripts/build-nuri.sh --with-corpus
 bash scripts/make-corpus.sh
-
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j "$(nproc)" --target nuri
-build/bin/nuri --version
 rm -rf runs/tiny-text  # the quickstart's own run: each invocation trains afresh
 build/bin/nuri train configs/tiny-text.json "$@"
 for prompt in "한국어는" "데비안은" "이 문서는"; do

@@ -6,12 +6,8 @@
 # image. Extra arguments go to `nuri train` (for example --set train.steps=100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j "$(nproc)" --target nuri
+bash scripts/build-nuri.sh
 nuri=build/bin/nuri
-$nuri --version
 run=runs/quickstart
 rm -rf "$run"  # the quickstart's own run: each invocation starts afresh
 $nuri data synth --out "$run/corpus" --train 300 --valid 10 --test 20

@@ -3,6 +3,8 @@
 it, `nuri train` a tiny omni model for a few steps, `nuri eval` the test split (JSON and Markdown
 with every task, CER/WER for transcription), `nuri ask` a spoken question about an image, and the
 errors for bad input (a corrupt image, a non-omni config, a manifest line that is not JSON).
+Then the staged recipe of scripts/train-tiny-omni.sh: the committed stage configs, shrunk, chained
+by `train.init_from` from the first to the last.
 
 Usage: omni_cli_test.py NURI_BINARY SOURCE_DIR WORK_DIR
 """
@@ -12,6 +14,9 @@ import shutil
 import subprocess
 import sys
 
+# The staged recipe in the order scripts/train-tiny-omni.sh trains it.
+STAGES = ["tiny-omni.json", "tiny-omni/1-images.json", "tiny-omni/2-speech.json",
+          "tiny-omni/3-video.json", "tiny-omni/4-all.json"]
 TASKS = {"transcribe", "image_color", "image_shape", "image_count", "image_text",
          "video_direction", "video_object", "video_speech", "spoken_image_question"}
 
@@ -32,13 +37,9 @@ def expect_error(command: list, words: list) -> None:
     print(f"error as expected: {result.stderr.strip()}")
 
 
-def main(nuri: str, source: pathlib.Path, work: pathlib.Path) -> int:
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    corpus = work / "corpus"
-    run(nuri, "data", "synth", "--out", str(corpus), "--train", "3", "--valid", "1", "--test",
-        "2", "--seed", "5")
-    config = json.loads((source / "configs/tiny-omni.json").read_text())
+def shrink(config: dict, work: pathlib.Path) -> dict:
+    """A committed omni config made seconds-small: narrow encoders and decoder, a 400-token
+    tokenizer, a few steps of 4, and its logs plain."""
     config["model"].update({"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 1,
                             "num_attention_heads": 2, "num_key_value_heads": 1,
                             "mrope_section": [4, 4, 4]})
@@ -46,14 +47,48 @@ def main(nuri: str, source: pathlib.Path, work: pathlib.Path) -> int:
                                      "intermediate_size": 64})
     config["model"]["vision"].update({"hidden_size": 32, "num_layers": 1, "num_heads": 2,
                                       "intermediate_size": 64})
+    config["tokenizer"] = {"path": str(work / "tokenizer.json"), "vocab_size": 400}
+    config["train"].update({"steps": 4, "batch_size": 4})
+    config["eval"] = {"every": 2, "batches": 1}
+    config["log"] = {"every": 1, "progress": False}
+    return config
+
+
+def check_staged_recipe(nuri: str, source: pathlib.Path, work: pathlib.Path,
+                        corpus: pathlib.Path) -> None:
+    """Trains each stage config from the weights of the one before, as the recipe does: the
+    stages agree on every weight, and the video stage adds the motion context's."""
+    work.mkdir()
+    previous = ""  # the checkpoint directory of the stage before
+    for number, name in enumerate(STAGES):
+        text = (source / "configs" / name).read_text()
+        text = text.replace('"runs/tiny-omni/corpus/', f'"{corpus}/')
+        text = text.replace('"runs/tiny-omni/', f'"{work}/')
+        config = shrink(json.loads(text), work)
+        assert config["train"].get("init_from", "") == previous, name
+        previous = config["checkpoint"]["dir"]
+        path = work / f"stage{number}.json"
+        path.write_text(json.dumps(config))
+        log = run(nuri, "train", str(path)).stderr
+        fresh = "lacks these parameters, which start as initialised: vision_projector.motion.weight"
+        assert (fresh in log) == (name == "tiny-omni/3-video.json"), f"{name}:\n{log}"
+        assert number == 0 or "with a fresh optimizer and schedule" in log, f"{name}:\n{log}"
+        print(f"{name}: trained 4 steps")
+    last = json.loads((work / "4-all/step-4/config.json").read_text())
+    assert last["vision_config"]["motion_context"] is True, last["vision_config"]
+
+
+def main(nuri: str, source: pathlib.Path, work: pathlib.Path) -> int:
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    corpus = work / "corpus"
+    run(nuri, "data", "synth", "--out", str(corpus), "--train", "3", "--valid", "1", "--test",
+        "2", "--seed", "5")
+    config = shrink(json.loads((source / "configs/tiny-omni.json").read_text()), work)
     config["data"].update({"train_manifest": str(corpus / "train.jsonl"),
                            "valid_manifest": str(corpus / "valid.jsonl"),
                            "pack_dir": str(work / "pack")})
-    config["tokenizer"] = {"path": str(work / "tokenizer.json"), "vocab_size": 400}
-    config["train"].update({"steps": 4, "batch_size": 4})
     config["checkpoint"] = {"dir": str(work / "run"), "every": 2, "keep": 2}
-    config["eval"] = {"every": 2, "batches": 1}
-    config["log"] = {"every": 1, "progress": False}
     config_path = work / "omni.json"
     config_path.write_text(json.dumps(config))
 
@@ -94,6 +129,8 @@ def main(nuri: str, source: pathlib.Path, work: pathlib.Path) -> int:
     bad_manifest.write_text((corpus / "test.jsonl").read_text().splitlines()[0] + "\n{oops\n")
     expect_error([nuri, "eval", "--checkpoint", str(work / "run"), "--data", str(bad_manifest)],
                  ["bad.jsonl:2", "not valid JSON"])
+
+    check_staged_recipe(nuri, source, work / "recipe", corpus)
     return 0
 
 
