@@ -39,7 +39,7 @@ def expect_error(command: list, words: list) -> None:
 
 def shrink(config: dict, work: pathlib.Path) -> dict:
     """A committed omni config made seconds-small: narrow encoders and decoder, a 400-token
-    tokenizer, a few steps of 4, and its logs plain."""
+    tokenizer, 4 steps of 4 conversations, and its logs plain."""
     config["model"].update({"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 1,
                             "num_attention_heads": 2, "num_key_value_heads": 1,
                             "mrope_section": [4, 4, 4]})
