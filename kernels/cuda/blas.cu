@@ -47,10 +47,9 @@ DeviceBlas& device_blas() {
   NURI_CUDA_CHECK(cudaGetDevice(&device));
   NURI_CHECK(device < kMaxDevices, "cuBLASLt: device ", device, " beyond ", kMaxDevices);
   DeviceBlas& blas = devices[static_cast<size_t>(device)];
-  if (blas.handle == nullptr) {
-    NURI_CUDA_CHECK(cublasLtCreate(&blas.handle));
-    NURI_CUDA_CHECK(cudaMalloc(&blas.workspace, kWorkspaceBytes));
-  }
+  // The workspace first: a handle is only set once the pair is whole.
+  if (blas.workspace == nullptr) NURI_CUDA_CHECK(cudaMalloc(&blas.workspace, kWorkspaceBytes));
+  if (blas.handle == nullptr) NURI_CUDA_CHECK(cublasLtCreate(&blas.handle));
   return blas;
 }
 
@@ -180,11 +179,16 @@ const Plan* plan_for(const PlanKey& key, cublasLtHandle_t handle) {
   }
   cublasLtMatmulHeuristicResult_t choice{};
   int found = 0;
-  NURI_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(
+  // "No algorithm" comes back as NOT_SUPPORTED or as no result; other failures are errors.
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
       handle, plan->desc.value, plan->first.value, plan->second.value, plan->out.value,
-      plan->out.value, preference.value, 1, &choice, &found));
-  if (found > 0) plan->algo = choice.algo;
-  if (found == 0) plan.reset();
+      plan->out.value, preference.value, 1, &choice, &found);
+  if (status != CUBLAS_STATUS_NOT_SUPPORTED) NURI_CUDA_CHECK(status);
+  if (status == CUBLAS_STATUS_SUCCESS && found > 0) {
+    plan->algo = choice.algo;
+  } else {
+    plan.reset();
+  }
   if (plans.size() >= kMaxPlans) plans.clear();
   return plans.emplace(key, std::move(plan)).first->second.get();
 }

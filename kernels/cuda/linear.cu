@@ -32,23 +32,27 @@ void linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, i
 void linear_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, int64_t rows,
                      Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias) {
   require_f32("linear backward", grad, "grad");
-  const GemmInputs inputs = inputs_of(x.defined() ? x : weight, "linear backward");
-  const Tensor gemm_grad = inputs == GemmInputs::bf16 ? grad.to(DType::bf16) : grad;
-  const void* g = gemm_grad.raw_data();
-  const int64_t n = grad.size(-1);
   NURI_CUDA_CHECK(cudaSetDevice(grad.device().index));
-  if (grad_x.defined()) {  // grad_x [rows, in] = grad [rows, n] * weight [n, in]
-    const int64_t in = weight.size(1);
-    gemm(inputs, false, false, rows, in, n, g, n, weight.raw_data(), in, 0.0f, grad_x.data<float>(),
-         in);
-  }
-  if (grad_weight.defined()) {  // grad_weight [n, in] = grad^T [n, rows] * x [rows, in]
-    const int64_t in = x.size(-1);
-    gemm(inputs, true, false, n, in, rows, g, n, x.raw_data(), in, 0.0f, grad_weight.data<float>(),
-         in);
+  // x is kept when the weight needs its gradient, the weight when x does; with only the bias
+  // needing one, neither is kept and no GEMM runs.
+  if (grad_x.defined() || grad_weight.defined()) {
+    const GemmInputs inputs = inputs_of(x.defined() ? x : weight, "linear backward");
+    const Tensor gemm_grad = inputs == GemmInputs::bf16 ? grad.to(DType::bf16) : grad;
+    const void* g = gemm_grad.raw_data();
+    const int64_t n = grad.size(-1);
+    if (grad_x.defined()) {  // grad_x [rows, in] = grad [rows, n] * weight [n, in]
+      const int64_t in = weight.size(1);
+      gemm(inputs, false, false, rows, in, n, g, n, weight.raw_data(), in, 0.0f,
+           grad_x.data<float>(), in);
+    }
+    if (grad_weight.defined()) {  // grad_weight [n, in] = grad^T [n, rows] * x [rows, in]
+      const int64_t in = x.size(-1);
+      gemm(inputs, true, false, n, in, rows, g, n, x.raw_data(), in, 0.0f,
+           grad_weight.data<float>(), in);
+    }
   }
   // grad_bias [n] = column sums of grad [rows, n], in a fixed order.
-  if (grad_bias.defined()) reduce_sum_forward(grad, 1, rows, n, 1.0f, grad_bias);
+  if (grad_bias.defined()) reduce_sum_forward(grad, 1, rows, grad.size(-1), 1.0f, grad_bias);
 }
 
 }  // namespace nuri::cuda
