@@ -204,7 +204,8 @@ void Tensor::copy_from(const Tensor& src) {
     return;
   }
 #ifdef NURI_WITH_CUDA
-  cuda::copy(raw_data(), device().is_cuda(), src.raw_data(), src.device().is_cuda(), nbytes());
+  const int gpu = src.device().is_cuda() ? src.device().index : device().index;
+  cuda::copy(gpu, raw_data(), device().is_cuda(), src.raw_data(), src.device().is_cuda(), nbytes());
 #else
   fail("copy_from between ", src.device(), " and ", device(), ": this build has no CUDA backend");
 #endif

@@ -96,7 +96,7 @@ void adamw_multi_update(const std::vector<AdamWTensors>& entries, const AdamWOpt
   NURI_CUDA_CHECK(cudaSetDevice(device));
   const size_t table_bytes = chunks.size() * sizeof(AdamWChunk);
   Tensor table = device_scratch(device, table_bytes);
-  copy(table.raw_data(), true, chunks.data(), false, table_bytes);
+  copy(device, table.raw_data(), true, chunks.data(), false, table_bytes);
   const AdamWShared shared{options.beta1, options.beta2, options.eps,
                            static_cast<float>(std::sqrt(bias_correction2)), grad_scale};
   const auto count = static_cast<int64_t>(chunks.size());
@@ -123,12 +123,12 @@ void sum_of_squares_of(const std::vector<Tensor>& tensors, double& total) {
   auto* partial = static_cast<double*>(buffer.raw_data());
   auto* table =
       reinterpret_cast<SquaresChunk*>(static_cast<char*>(buffer.raw_data()) + partial_bytes);
-  copy(table, true, chunks.data(), false, table_bytes);
+  copy(device, table, true, chunks.data(), false, table_bytes);
   const auto count = static_cast<int64_t>(chunks.size());
   squares_chunks_kernel<<<blocks_for(count), kThreads>>>(table, count, partial);
   NURI_CUDA_CHECK_LAUNCH();
   std::vector<double> host(chunks.size());
-  copy(host.data(), false, partial, true, partial_bytes);
+  copy(device, host.data(), false, partial, true, partial_bytes);
   for (double value : host) total += value;
 }
 

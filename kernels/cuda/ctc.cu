@@ -177,7 +177,8 @@ void ctc_forward(const Tensor& logits, const std::vector<std::vector<int64_t>>& 
   double* pn = static_cast<double*>(nll.raw_data());
   alpha_kernel<<<static_cast<unsigned>(b), kRowThreads>>>(lattices.view, lattices.cells(0), pn);
   NURI_CUDA_CHECK_LAUNCH();
-  copy(loss.data(), false, pn, true, static_cast<size_t>(b) * sizeof(double));
+  copy(logits.device().index, loss.data(), false, pn, true,
+       static_cast<size_t>(b) * sizeof(double));
   for (int64_t i = 0; i < b; ++i) {  // only the empty label sequence has an (empty) alignment
     if (input_lengths[i] == 0) loss[i] = labels[i].empty() ? 0.0 : INFINITY;
   }
@@ -206,7 +207,7 @@ void ctc_backward(const Tensor& logits, const std::vector<std::vector<int64_t>>&
   }
   Tensor item_bytes = Tensor::empty({2 * b * 8}, DType::u8, logits.device());
   double* pc = static_cast<double*>(item_bytes.raw_data());
-  copy(pc, true, constants.data(), false, constants.size() * sizeof(double));
+  copy(logits.device().index, pc, true, constants.data(), false, constants.size() * sizeof(double));
   // Each item's states ordered by the class they emit, then by state.
   std::vector<int64_t> by_class(lattices.extended_of.size());
   for (int64_t i = 0; i < b; ++i) {

@@ -29,7 +29,9 @@ void free_device(int index, void* ptr) {
   if (cudaSetDevice(index) != cudaSuccess || cudaFree(ptr) != cudaSuccess) cudaGetLastError();
 }
 
-void copy(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) {
+void copy(int index, void* dst, bool dst_on_device, const void* src, bool src_on_device,
+          size_t bytes) {
+  NURI_CUDA_CHECK(cudaSetDevice(index));
   const cudaMemcpyKind kind =
       dst_on_device ? (src_on_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                     : (src_on_device ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
@@ -44,6 +46,30 @@ void synchronize(int index) {
 void zero_device(int index, void* ptr, size_t bytes) {
   NURI_CUDA_CHECK(cudaSetDevice(index));
   NURI_CUDA_CHECK(cudaMemset(ptr, 0, bytes));
+}
+
+void* create_event(int index) {
+  NURI_CUDA_CHECK(cudaSetDevice(index));
+  cudaEvent_t event = nullptr;
+  NURI_CUDA_CHECK(cudaEventCreate(&event));
+  return event;
+}
+
+void record_event(int index, void* event) {
+  NURI_CUDA_CHECK(cudaSetDevice(index));
+  NURI_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), nullptr));
+}
+
+float elapsed_ms(void* start, void* end) {
+  NURI_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(end)));
+  float ms = 0;
+  NURI_CUDA_CHECK(
+      cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)));
+  return ms;
+}
+
+void destroy_event(void* event) {
+  if (cudaEventDestroy(static_cast<cudaEvent_t>(event)) != cudaSuccess) cudaGetLastError();
 }
 
 }  // namespace nuri::cuda
