@@ -3,6 +3,7 @@
 #pragma once
 
 #include "kernels/error.h"
+#include "kernels/profiler.h"
 
 // Declares kernel `name` with parameter list `params` for both backends.
 #define NURI_KERNEL(name, params) \
@@ -18,11 +19,15 @@ namespace nuri::detail {
 [[noreturn]] void no_cuda_kernel(const char* kernel);
 }  // namespace nuri::detail
 
-// Runs the kernel of the backend that owns `device`.
+// Runs the kernel of the backend that owns `device`, timed while the kernel profiler runs (the
+// scope lives until the end of the full expression, so it spans the call).
 #ifdef NURI_WITH_CUDA
 #define NURI_DISPATCH(device, kernel, ...) \
-  ((device).is_cuda() ? ::nuri::cuda::kernel(__VA_ARGS__) : ::nuri::cpu::kernel(__VA_ARGS__))
+  (::nuri::KernelScope(#kernel, (device)), \
+   (device).is_cuda() ? ::nuri::cuda::kernel(__VA_ARGS__) : ::nuri::cpu::kernel(__VA_ARGS__))
 #else
-#define NURI_DISPATCH(device, kernel, ...) \
-  ((device).is_cuda() ? ::nuri::detail::no_cuda_kernel(#kernel) : ::nuri::cpu::kernel(__VA_ARGS__))
+#define NURI_DISPATCH(device, kernel, ...)                                               \
+  (::nuri::KernelScope(#kernel, (device)), (device).is_cuda()                            \
+                                               ? ::nuri::detail::no_cuda_kernel(#kernel) \
+                                               : ::nuri::cpu::kernel(__VA_ARGS__))
 #endif

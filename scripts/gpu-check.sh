@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One call on a bare GPU machine: configure and build with ninja (media and MPI off, NCCL on when
-# found), run the `cuda` tests (among them the NCCL communicator at world size 1) and the CPU unit
-# tests, run compute-sanitizer's memcheck and racecheck over the op parity tests, run the
-# benchmarks, and print a short table last.
+# found), run the `cuda` tests (among them the NCCL communicator at world size 1), the GPU
+# benchmarks and a kernel profile of a 124M training step, compute-sanitizer's memcheck and
+# racecheck over the op parity tests, and the CPU unit tests; print a short table last.
 # Full logs go to the folder named by $1 or $NURI_GPU_LOG_DIR (default: gpu-logs). NURI_COMMIT names
 # the commit in the table where the copy on the GPU machine has no up-to-date git history.
 # Dependencies missing there travel in .gpu-deps/ (made here by scripts/gpu-deps.sh).
@@ -40,22 +40,26 @@ fi
 step configure configure.log cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DNURI_MEDIA=OFF -DNURI_MPI=OFF -DCMAKE_PREFIX_PATH="$deps" -DCMAKE_CUDA_ARCHITECTURES="80;90"
 step build build.log cmake --build "$build" -j "$(nproc)"
-step cuda_tests ctest-cuda.log ctest --test-dir "$build" -L cuda --output-on-failure --timeout 300 \
-  --no-tests=error
-step unit_tests ctest-unit.log ctest --test-dir "$build" -L unit -j 4 --timeout 300 --no-tests=error \
-  --output-on-failure
-# compute-sanitizer over the op parity tests (it needs a runtime that exposes the GPU's debugger
-# interface; where it cannot attach, the step fails and its log says why).
-for tool in memcheck racecheck; do
-  step "$tool" "sanitizer-$tool.log" timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 1 \
-    "$build/tests/nuri_op_tests" --gtest_filter='OpParityCuda.*'
-done
+step cuda_tests ctest-cuda.log ctest --test-dir "$build" -L cuda -j 4 --output-on-failure \
+  --timeout 120 --no-tests=error
 step bench_gemm bench-gemm.log "$build/bin/nuri-bench-ops" --device cuda --filter "gpu linear" \
   --json "$logs/bench-gemm.json"
 step bench_attention bench-attention.log python3 bench/attention_gpu_vs_torch.py \
   --bench "$build/bin/nuri-bench-ops" --json "$logs/bench-attention.json"
 step bench_decoder bench-decoder.log python3 bench/decoder_gpu_vs_torch.py \
   --bench "$build/bin/nuri-bench-decoder" --steps 5 --json "$logs/bench-decoder.json"
+# Where a 124M training step's time goes: each kernel's milliseconds under the kernel profiler.
+step profile profile.log "$build/bin/nuri-bench-decoder" --device cuda --precision bf16 \
+  --model 124m --steps 2 --breakdown
+# compute-sanitizer over the op parity tests (it needs a runtime that exposes the GPU's debugger
+# interface; where it cannot attach, the step fails and its log says why).
+for tool in memcheck racecheck; do
+  step "$tool" "sanitizer-$tool.log" timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 1 \
+    "$build/tests/nuri_op_tests" --gtest_filter='OpParityCuda.*'
+done
+# The CPU unit tests of this media-off build last: CI runs them too, so the GPU's steps come first.
+step unit_tests ctest-unit.log timeout 240 ctest --test-dir "$build" -L unit -j 8 --timeout 200 \
+  --no-tests=error --output-on-failure
 
 summary() {  # the "N tests passed/failed" line of a ctest log, plus its skipped count
   local log=$logs/$1
@@ -69,8 +73,8 @@ summary() {  # the "N tests passed/failed" line of a ctest log, plus its skipped
 {
   echo "== nuri gpu-check $(date -u +%Y-%m-%dT%H:%MZ) commit ${NURI_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
   echo "gpu: $(cat "$logs/gpu.txt")"
-  for name in configure build cuda_tests unit_tests memcheck racecheck bench_gemm bench_attention \
-    bench_decoder; do printf '%-12s %s\n' "$name" "${status[$name]:-not run}"; done
+  for name in configure build cuda_tests bench_gemm bench_attention bench_decoder profile memcheck \
+    racecheck unit_tests; do printf '%-12s %s\n' "$name" "${status[$name]:-not run}"; done
   echo "nccl: $(grep -q '^NURI_NCCL:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null && echo "built (${NCCL_HOME:-toolkit})" || echo "not built")"
   echo "cuda tests: $(summary ctest-cuda.log)"
   echo "unit tests: $(summary ctest-unit.log)"
@@ -78,4 +82,8 @@ summary() {  # the "N tests passed/failed" line of a ctest log, plus its skipped
   for log in bench-gemm bench-attention bench-decoder; do
     [[ -f $logs/$log.log ]] && sed -n '/^benchmark/,$p' "$logs/$log.log"
   done
+  if [[ -f $logs/profile.log ]]; then  # the step, the 15 costliest kernels, and the host's share
+    grep -E "train tokens/s|profiled step|outside kernels" "$logs/profile.log"
+    grep -E " kernel " "$logs/profile.log" | head -15
+  fi
 } | tee "$logs/summary.txt"

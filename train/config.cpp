@@ -180,7 +180,7 @@ nlohmann::json default_train_config() {
       {"parallel", {{"dp", 0}, {"zero", 0}, {"bucket_mb", 25.0}, {"timeout_s", 300.0}}},
       {"checkpoint", {{"dir", "runs/run"}, {"every", 0}, {"keep", 3}}},
       {"eval", {{"every", 0}, {"batches", 0}}},
-      {"log", {{"metrics", ""}, {"every", 1}, {"progress", true}}},
+      {"log", {{"metrics", ""}, {"every", 1}, {"progress", true}, {"profile_step", 0}}},
   };
 }
 
@@ -283,6 +283,7 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   c.log.metrics = l["metrics"];
   c.log.every = l["every"];
   c.log.progress = l["progress"];
+  c.log.profile_step = l["profile_step"];
 
   auto positive = [&](const char* key, int64_t value) {
     NURI_CHECK(value > 0, origin, ": key '", key, "' must be positive, got ", value);
@@ -300,6 +301,7 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   non_negative("eval.every", c.eval.every);
   non_negative("eval.batches", c.eval.batches);
   positive("log.every", c.log.every);
+  non_negative("log.profile_step", c.log.profile_step);
   non_negative("schedule.warmup_steps", c.schedule.warmup_steps);
   non_negative("schedule.decay_steps", c.schedule.decay_steps);
   NURI_CHECK(c.train.precision == "fp32" || c.train.precision == "bf16", origin,

@@ -95,9 +95,10 @@ struct TrainConfig {
   } eval;
 
   struct Log {
-    std::string metrics;   // JSONL path; empty: <checkpoint.dir>/metrics.jsonl
-    int64_t every = 1;     // steps between metric lines
-    bool progress = true;  // a progress bar when stderr is a terminal
+    std::string metrics;       // JSONL path; empty: <checkpoint.dir>/metrics.jsonl
+    int64_t every = 1;         // steps between metric lines
+    bool progress = true;      // a progress bar when stderr is a terminal
+    int64_t profile_step = 0;  // this step's kernel times go to kernel-profile.json; 0: none
   } log;
 };
 

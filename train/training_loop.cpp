@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "kernels/autograd.h"
@@ -14,6 +16,7 @@
 #include "kernels/log.h"
 #include "kernels/ops/elementwise.h"
 #include "kernels/ops/linear.h"
+#include "kernels/profiler.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
 #include "train/metrics.h"
@@ -23,6 +26,38 @@ namespace nuri {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Writes one step's kernel times to `path` (JSON) and logs the costliest five.
+void report_kernel_profile(const std::string& path, int64_t step, double step_ms,
+                           const std::vector<KernelTime>& kernels) {
+  const auto ms = [](double value) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.1f ms", value);
+    return std::string(text);
+  };
+  nlohmann::json rows = nlohmann::json::array();
+  double in_kernels = 0;
+  std::string top;
+  for (const KernelTime& k : kernels) {
+    rows.push_back(
+        {{"kernel", k.kernel}, {"device", k.device.str()}, {"calls", k.calls}, {"ms", k.ms}});
+    in_kernels += k.ms;
+    if (rows.size() <= 5) top += cat(rows.size() > 1 ? ", " : "", k.kernel, " ", ms(k.ms));
+  }
+  const nlohmann::json report = {{"step", step},
+                                 {"step_ms", step_ms},
+                                 {"outside_kernels_ms", step_ms - in_kernels},
+                                 {"kernels", rows}};
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent);
+  write_file_atomic(path, report.dump(2) + "\n");
+  log_info("step ", step, " took ", ms(step_ms), ", ", ms(in_kernels), " in kernels: ", top,
+           " (all kernels in ", path, ")");
+}
+
+}  // namespace
 
 void check_fresh_run(const TrainConfig& config, const TrainOptions& options) {
   NURI_CHECK(!options.resume.empty() || list_checkpoints(config.checkpoint.dir).empty(),
@@ -210,6 +245,8 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
       break;
     }
     const auto step_start = Clock::now();
+    std::optional<KernelProfileRun> profile;
+    if (config.log.profile_step == state.step + 1) profile.emplace();
     double step_loss = 0, step_aux = 0;
     int64_t step_tokens = 0;
     for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
@@ -251,6 +288,15 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
       ++state.skipped_steps;
       log_warn("step ", state.step, ": non-finite gradients (norm ", result.grad_norm,
                "); step skipped");
+    }
+    if (profile) {  // finishing waits for the step's GPU work
+      const std::vector<KernelTime> kernels = profile->finish();
+      const double step_ms =
+          std::chrono::duration<double, std::milli>(Clock::now() - step_start).count();
+      if (lead) {
+        report_kernel_profile((fs::path(config.checkpoint.dir) / "kernel-profile.json").string(),
+                              state.step, step_ms, kernels);
+      }
     }
     state.elapsed_s += std::chrono::duration<double>(Clock::now() - step_start).count();
     interval_tokens += step_tokens;

@@ -9,10 +9,10 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -22,14 +22,9 @@
 #include "decoder/sampling.h"
 #include "kernels/autograd.h"
 #include "kernels/device.h"
-#include "kernels/ops/activation.h"
 #include "kernels/ops/adamw.h"
-#include "kernels/ops/attention.h"
-#include "kernels/ops/cross_entropy.h"
-#include "kernels/ops/elementwise.h"
 #include "kernels/ops/linear.h"
-#include "kernels/ops/norm.h"
-#include "kernels/ops/rope.h"
+#include "kernels/profiler.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -154,8 +149,9 @@ void add_row(nlohmann::json& rows, const std::string& model, const std::string& 
 
 // Training steps (forward, backward, one multi-tensor AdamW step) on `device`, each timed to the
 // end of its GPU work. With peak_tflops > 0, also the model FLOPs utilisation against that peak.
+// With breakdown, one more step runs under the kernel profiler: each kernel's milliseconds in it.
 void bench_training(const Workload& w, int steps, const Device& device, double peak_tflops,
-                    nlohmann::json& rows) {
+                    bool breakdown, nlohmann::json& rows) {
   Decoder model(w.config);
   Generator gen{1, 0};
   model.init(gen);
@@ -168,8 +164,9 @@ void bench_training(const Workload& w, int steps, const Device& device, double p
   const Tensor ids = random_ids(w.batch, w.seq, w.config.vocab_size, 1).to(device);
   const Tensor targets = random_ids(w.batch, w.seq, w.config.vocab_size, 2).to(device);
   const AdamWOptions adamw{.lr = 1e-4f, .weight_decay = 0.1f};
-  std::vector<double> forward_s, backward_s, optimizer_s, step_s;
-  for (int step = 0; step <= steps; ++step) {  // step 0 warms up
+  // One step; returns the seconds to the end of the forward, the backward and the whole step.
+  int step = 0;
+  const auto train_step = [&] {
     const auto start = Clock::now();
     Tape tape;
     Tensor loss;
@@ -181,20 +178,24 @@ void bench_training(const Workload& w, int steps, const Device& device, double p
     const double forward = seconds_since(start);
     tape.backward(loss);
     synchronize(device);
-    const double backward = seconds_since(start) - forward;
+    const double backward = seconds_since(start);
     std::vector<AdamWTensors> entries;
     for (size_t i = 0; i < model.parameters().size(); ++i) {
       const Tensor& param = model.parameters()[i].tensor;
       entries.push_back({param, param.grad(), m[i], v[i], adamw.lr, adamw.weight_decay});
     }
-    adamw_multi_step(entries, adamw, 1.0f, step + 1);
+    adamw_multi_step(entries, adamw, 1.0f, ++step);
     for (NamedParameter& p : model.parameters()) p.tensor.clear_grad();
     synchronize(device);
-    const double total = seconds_since(start);
-    if (step == 0) continue;
+    return std::array<double, 3>{forward, backward, seconds_since(start)};
+  };
+  std::vector<double> forward_s, backward_s, optimizer_s, step_s;
+  train_step();  // warms up
+  for (int i = 0; i < steps; ++i) {
+    const auto [forward, backward, total] = train_step();
     forward_s.push_back(forward);
-    backward_s.push_back(backward);
-    optimizer_s.push_back(total - forward - backward);
+    backward_s.push_back(backward - forward);
+    optimizer_s.push_back(total - backward);
     step_s.push_back(total);
   }
   const double tokens_per_s = static_cast<double>(w.batch * w.seq) / median(step_s);
@@ -206,6 +207,18 @@ void bench_training(const Workload& w, int steps, const Device& device, double p
     const double mfu = tokens_per_s * training_flops_per_token(w) / (peak_tflops * 1e12);
     add_row(rows, w.name, "train MFU", 100.0 * mfu, "%");
   }
+  if (!breakdown) return;
+  start_kernel_profile();
+  const double profiled_ms = train_step()[2] * 1e3;
+  const std::vector<KernelTime> kernels = stop_kernel_profile();
+  add_row(rows, w.name, "profiled step", profiled_ms, "ms/step");
+  double in_kernels = 0;
+  for (const KernelTime& k : kernels) {
+    add_row(rows, w.name, "kernel " + k.kernel + " x" + std::to_string(k.calls), k.ms, "ms/step");
+    in_kernels += k.ms;
+  }
+  // The rest is the host between kernels: autograd, allocation, launches not yet overlapped.
+  add_row(rows, w.name, "outside kernels", profiled_ms - in_kernels, "ms/step");
 }
 
 void bench_generation(const Workload& w, int runs, nlohmann::json& rows) {
@@ -236,84 +249,6 @@ void bench_generation(const Workload& w, int runs, nlohmann::json& rows) {
   add_row(rows, w.name, "decode tokens/s", 1.0 / median(decode_s), "tokens/s");
 }
 
-// Forward and backward milliseconds of one op at the training shapes (best of 5), so that a
-// training step's time can be attributed: GEMMs (linear) against everything else.
-void time_op(nlohmann::json& rows, const std::string& model, const std::string& name,
-             std::vector<Tensor> inputs, const std::function<Tensor()>& op, int count) {
-  double best_forward = 1e30, best_backward = 1e30;
-  for (int run = 0; run < 6; ++run) {  // run 0 warms up
-    for (Tensor& x : inputs) x.clear_grad();
-    Tape tape;
-    Tensor y;
-    const auto start = Clock::now();
-    {
-      TapeScope scope(tape);
-      y = op();
-    }
-    const double forward = seconds_since(start);
-    const Tensor seed = Tensor::ones(y.shape());
-    const auto middle = Clock::now();
-    tape.backward({y}, {seed});
-    const double backward = seconds_since(middle);
-    if (run == 0) continue;
-    best_forward = std::min(best_forward, forward);
-    best_backward = std::min(best_backward, backward);
-  }
-  const std::string label = name + " x" + std::to_string(count);
-  add_row(rows, model, label + " fwd", best_forward * 1e3 * count, "ms/step");
-  add_row(rows, model, label + " bwd", best_backward * 1e3 * count, "ms/step");
-}
-
-// Every op of a training step at the workload's shapes, times the number of its calls per step.
-void bench_breakdown(const Workload& w, nlohmann::json& rows) {
-  const DecoderConfig& c = w.config;
-  const int64_t b = w.batch, t = w.seq, d = c.hidden_size, hd = c.resolved_head_dim();
-  const int64_t hq = c.num_attention_heads, hkv = c.num_key_value_heads;
-  const int layers = static_cast<int>(c.num_hidden_layers);
-  Generator gen{5, 0};
-  const auto random = [&](const Shape& shape) {
-    Tensor x = Tensor::empty(shape);
-    normal_(x, gen, 0.0f, 0.1f);
-    x.set_requires_grad();
-    return x;
-  };
-  const Tensor x = random({b, t, d}), mid = random({b, t, c.intermediate_size});
-  const Tensor wq = random({hq * hd, d}), wkv = random({hkv * hd, d}), wo = random({d, hq * hd});
-  const Tensor wup = random({c.intermediate_size, d}), wdown = random({d, c.intermediate_size});
-  const Tensor head = random({c.vocab_size, d}), norm = random({d});
-  const Tensor q = random({b, t, hq, hd}), k = random({b, t, hkv, hd}), v = random({b, t, hkv, hd});
-  const Tensor a = random({b, t, hq * hd}), logits = random({b * t, c.vocab_size});
-  const Tensor positions = position_ids(0, t);
-  const Tensor targets = random_ids(b * t, 1, c.vocab_size, 4).view({b * t});
-  time_op(
-      rows, w.name, "linear q_proj", {x, wq}, [&] { return linear(x, wq); }, layers);
-  time_op(
-      rows, w.name, "linear k/v_proj", {x, wkv}, [&] { return linear(x, wkv); }, 2 * layers);
-  time_op(
-      rows, w.name, "linear o_proj", {a, wo}, [&] { return linear(a, wo); }, layers);
-  time_op(
-      rows, w.name, "linear gate/up", {x, wup}, [&] { return linear(x, wup); }, 2 * layers);
-  time_op(
-      rows, w.name, "linear down", {mid, wdown}, [&] { return linear(mid, wdown); }, layers);
-  time_op(
-      rows, w.name, "linear lm_head", {x, head}, [&] { return linear(x, head); }, 1);
-  time_op(
-      rows, w.name, "attention", {q, k, v}, [&] { return attention(q, k, v); }, layers);
-  time_op(
-      rows, w.name, "rope", {q}, [&] { return rope(q, positions, c.rope_theta); }, layers);
-  time_op(
-      rows, w.name, "rope kv", {k}, [&] { return rope(k, positions, c.rope_theta); }, layers);
-  time_op(
-      rows, w.name, "rms_norm", {x, norm}, [&] { return rms_norm(x, norm, 1e-6f); },
-      2 * layers + 1);
-  time_op(
-      rows, w.name, "swiglu", {mid}, [&] { return swiglu(mid, mid); }, layers);
-  time_op(
-      rows, w.name, "add", {x}, [&] { return add(x, x); }, 2 * layers);
-  time_op(
-      rows, w.name, "cross_entropy", {logits}, [&] { return cross_entropy(logits, targets); }, 1);
-}
-
 }  // namespace
 }  // namespace nuri
 
@@ -337,7 +272,7 @@ int main(int argc, char** argv) {
   app.add_option("--runs", runs, "Timed generations per model")->check(CLI::PositiveNumber);
   bool breakdown = false, list = false;
   app.add_flag("--list", list, "Only write the model configs (with --json); run nothing");
-  app.add_flag("--breakdown", breakdown, "Also time each op of a training step");
+  app.add_flag("--breakdown", breakdown, "Also time each kernel of one more training step");
   CLI11_PARSE(app, argc, argv);
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
@@ -371,14 +306,13 @@ int main(int argc, char** argv) {
                                {"new_tokens", w.new_tokens}};
       if (list) continue;
       if (device.is_cuda()) {
-        bench_training(w, steps, device, peak_tflops, out["rows"]);
+        bench_training(w, steps, device, peak_tflops, breakdown, out["rows"]);
         continue;
       }
       reset_peak_rss();
-      bench_training(w, steps, device, 0, out["rows"]);
+      bench_training(w, steps, device, 0, breakdown, out["rows"]);
       add_row(out["rows"], w.name, "train peak RSS", peak_rss_mib(), "MiB");
       bench_generation(w, runs, out["rows"]);
-      if (breakdown) bench_breakdown(w, out["rows"]);
     }
     if (!json_path.empty()) {
       const std::string tmp = json_path + ".tmp";

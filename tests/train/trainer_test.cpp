@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 
 #include "kernels/error.h"
 #include "kernels/file_io.h"
@@ -104,6 +105,33 @@ TEST(Trainer, StopsPartWayDownALongerSchedule) {
   run(test::tiny_config(short_dir, 6));
   EXPECT_LT(series(short_dir + "/run/metrics.jsonl", "lr").back().second,
             series(part_dir + "/run/metrics.jsonl", "lr").back().second);
+}
+
+// log.profile_step writes that step's kernel times: every kernel of a decoder step is there, and
+// the kernels' time fits inside the step's.
+TEST(Trainer, ProfilesTheKernelsOfTheChosenStep) {
+  const auto dir = test::fresh_dir("profile");
+  auto config = test::tiny_config(dir, 3);
+  config["log"]["profile_step"] = 2;
+  run(config);
+  const auto report = nlohmann::json::parse(read_file(dir + "/run/kernel-profile.json"));
+  EXPECT_EQ(report.at("step"), 2);
+  std::map<std::string, int64_t> calls;
+  double in_kernels = 0;
+  for (const auto& k : report.at("kernels")) {
+    calls[k.at("kernel")] = k.at("calls");
+    EXPECT_EQ(k.at("device"), "cpu");
+    in_kernels += k.at("ms").get<double>();
+  }
+  for (const char* kernel :
+       {"embedding_forward", "linear_forward", "linear_backward", "attention_forward",
+        "attention_backward", "cross_entropy_forward", "adamw_multi_update"}) {
+    EXPECT_GT(calls[kernel], 0) << kernel;
+  }
+  EXPECT_EQ(calls["adamw_multi_update"], 1);  // one step, one optimizer launch
+  EXPECT_LE(in_kernels, report.at("step_ms").get<double>());
+  EXPECT_NEAR(report.at("outside_kernels_ms").get<double>(),
+              report.at("step_ms").get<double>() - in_kernels, 1e-6);
 }
 
 // Mixed precision (train.precision "bf16") follows the fp32 loss curve: bf16 GEMM operands keep 8
