@@ -116,8 +116,13 @@ KernelScope::KernelScope(const char* kernel, const Device& device) : device_(dev
   kernel_ = kernel;
 #ifdef NURI_WITH_CUDA
   if (device.is_cuda()) {
-    std::lock_guard<std::mutex> lock(p.mutex);
-    start_event_ = recorded_event(p, device.index);
+    try {
+      std::lock_guard<std::mutex> lock(p.mutex);
+      start_event_ = recorded_event(p, device.index);
+    } catch (...) {  // no destructor runs after a throwing constructor: undo the nesting here
+      --nesting;
+      throw;
+    }
     return;
   }
 #endif

@@ -302,6 +302,8 @@ TrainConfig parse_train_config(nlohmann::json json, const std::vector<std::strin
   non_negative("eval.batches", c.eval.batches);
   positive("log.every", c.log.every);
   non_negative("log.profile_step", c.log.profile_step);
+  NURI_CHECK(c.log.profile_step <= c.train.steps, origin, ": key 'log.profile_step' is ",
+             c.log.profile_step, ", beyond train.steps ", c.train.steps);
   non_negative("schedule.warmup_steps", c.schedule.warmup_steps);
   non_negative("schedule.decay_steps", c.schedule.decay_steps);
   NURI_CHECK(c.train.precision == "fp32" || c.train.precision == "bf16", origin,

@@ -219,11 +219,8 @@ TrainSummary train_omni_model(const TrainConfig& config, const TrainOptions& opt
     return line;
   };
   job.save_model = [&](const std::string& path) { model.save(path); };
-  job.load_model = [&](const std::string& path) { model.load(path); };
-  job.load_model_partly = [&](const std::string& path) {
-    std::vector<std::string> missing;
-    model.load(path, &missing);
-    return missing;
+  job.load_model = [&](const std::string& path, std::vector<std::string>* missing) {
+    model.load(path, missing);
   };
   job.module_of = OmniModel::module_of;
   job.model_config = oc.to_json();

@@ -91,7 +91,8 @@ TrainSummary train_text_model(const TrainConfig& config, const TrainOptions& opt
                m["unigram_loss"].get<double>());
   };
   job.save_model = [&](const std::string& path) { model.save(path); };
-  job.load_model = [&](const std::string& path) { model.load(path); };
+  // The decoder loads every weight or fails, init_from included.
+  job.load_model = [&](const std::string& path, std::vector<std::string>*) { model.load(path); };
   job.model_config = mc.to_json();
   job.read_model_config = [](const nlohmann::json& saved) {
     return DecoderConfig::from_json(saved).to_json();

@@ -171,7 +171,7 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
     NURI_CHECK(changes.empty(), dir,
                ": the checkpoint's model config differs from this config's model section at ",
                changes);
-    job.load_model((fs::path(dir) / "model.safetensors").string());
+    job.load_model((fs::path(dir) / "model.safetensors").string(), nullptr);
     optimizer.load_optimizer(dir);
     optimizer.set_steps_taken(state.step - state.skipped_steps);
     log_info("resuming from ", dir, " at step ", state.step);
@@ -182,15 +182,12 @@ TrainSummary run_training(const TrainConfig& config, const TrainOptions& options
     const std::string changes = model_config_changes(dir, job);
     if (!changes.empty()) log_warn("the model config differs from ", dir, "'s at ", changes);
     const std::string weights = (fs::path(dir) / "model.safetensors").string();
-    if (job.load_model_partly) {
-      std::string fresh;
-      for (const std::string& name : job.load_model_partly(weights))
-        fresh += (fresh.empty() ? "" : ", ") + name;
-      if (!fresh.empty())
-        log_warn(weights, " lacks these parameters, which start as initialised: ", fresh);
-    } else {
-      job.load_model(weights);
-    }
+    std::vector<std::string> missing;
+    job.load_model(weights, &missing);
+    std::string fresh;
+    for (const std::string& name : missing) fresh += (fresh.empty() ? "" : ", ") + name;
+    if (!fresh.empty())
+      log_warn(weights, " lacks these parameters, which start as initialised: ", fresh);
     log_info("starting from the weights of ", dir, " with a fresh optimizer and schedule");
   }
   const Device device = job.parameters.empty() ? Device::cpu() : job.parameters[0].tensor.device();

@@ -35,10 +35,10 @@ struct TrainingJob {
   // A line that explains an evaluation's metrics on a terminal-less log.
   std::function<std::string(const nlohmann::json&)> describe_eval;
   std::function<void(const std::string& path)> save_model;  // model.safetensors
-  std::function<void(const std::string& path)> load_model;
-  // For train.init_from: loads what the file has, keeping the parameters it lacks as initialised,
-  // and returns their names; empty: load_model, which needs every one.
-  std::function<std::vector<std::string>(const std::string& path)> load_model_partly;
+  // Loads model.safetensors. With `missing` (train.init_from), a model that can start from part
+  // of its weights keeps the parameters the file lacks as initialised and lists them there;
+  // otherwise every parameter must be in the file.
+  std::function<void(const std::string& path, std::vector<std::string>* missing)> load_model;
   // The module (optim.lr_scale's key) a parameter belongs to; empty: every one is "decoder".
   std::function<std::string(const std::string& name)> module_of;
   nlohmann::json model_config;  // config.json; a resumed checkpoint's must be equal

@@ -101,6 +101,12 @@ TEST(TrainConfig, InconsistentValuesAreErrors) {
   json = test::tiny_config("/tmp/x", 0);
   EXPECT_NE(error_of([&] { parse_train_config(json, {}, "cfg"); }).find("train.steps"),
             std::string::npos);
+  json = test::tiny_config("/tmp/x", 5);
+  json["log"]["profile_step"] = 6;
+  EXPECT_NE(error_of([&] {
+              parse_train_config(json, {}, "cfg");
+            }).find("'log.profile_step' is 6, beyond train.steps 5"),
+            std::string::npos);
   EXPECT_NE(error_of([] {
               load_train_config("/nonexistent/config.json");
             }).find("/nonexistent/config.json"),
