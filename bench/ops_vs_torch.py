@@ -21,6 +21,9 @@ from torch_peer import blas_in_use
 LINEAR_SHAPES = [(4096, 1024, 4096), (4096, 4096, 1024), (1024, 1024, 1024)]
 ATTENTION = [("causal", 1024), ("causal", 4096), ("full", 1024), ("full", 4096)]
 HEADS, HEAD_DIM = 8, 64
+# The vision stem's 3x3 stages on 8 images: (channels in, out, side, input needs a gradient).
+CONV_BATCH = 8
+CONV_STAGES = [(3, 32, 128, False), (32, 64, 64, True), (64, 128, 32, True), (128, 128, 16, True)]
 
 
 def seconds_per_call(fn, min_seconds=1.0, min_runs=3):
@@ -70,6 +73,21 @@ def torch_rows(threads):
 
         seconds = seconds_per_call(step)
         rows[f"attention {mask_kind} T={length} fwd+bwd"] = length / seconds
+    for c_in, c_out, side, input_grad in CONV_STAGES:
+        x = torch.randn(CONV_BATCH, c_in, side, side, requires_grad=input_grad)
+        w = torch.randn(c_out, c_in, 3, 3, requires_grad=True)
+        b = torch.randn(c_out, requires_grad=True)
+        g = torch.randn(CONV_BATCH, c_out, side, side)
+
+        def step():
+            for t in (x, w, b):
+                t.grad = None
+            torch.nn.functional.conv2d(x, w, b, padding=1).backward(g)
+
+        seconds = seconds_per_call(step)
+        flops = 2.0 * CONV_BATCH * c_out * c_in * 9 * side * side * (3 if input_grad else 2)
+        name = f"conv2d fwd+bwd {CONV_BATCH}x{c_in}x{side}x{side}->{c_out} 3x3"
+        rows[name] = flops / seconds / 1e9
     return rows
 
 

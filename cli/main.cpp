@@ -4,20 +4,23 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/device.h"
 #include "kernels/error.h"
 
 namespace {
 
-// One line naming the version and what this build can run on.
+// One line naming the version, what this build can run on and the CPU kernels it runs.
 std::string version_line() {
   return nuri::cat("nuri ", NURI_VERSION_STRING,
-                   " (cuda: ", nuri::cuda_compiled() ? "compiled" : "not compiled", ")");
+                   " (cuda: ", nuri::cuda_compiled() ? "compiled" : "not compiled",
+                   ", OpenBLAS kernels: ", nuri::cpu::blas_core(), ")");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  nuri::cpu::reexec_for_blas_core(argv);
   CLI::App app{
       "nuri: an engine for omni multimodal foundation models (text, speech, images, video)",
       "nuri"};

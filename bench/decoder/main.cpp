@@ -21,6 +21,7 @@
 #include "decoder/model.h"
 #include "decoder/sampling.h"
 #include "kernels/autograd.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/device.h"
 #include "kernels/ops/adamw.h"
 #include "kernels/ops/linear.h"
@@ -253,6 +254,7 @@ void bench_generation(const Workload& w, int runs, nlohmann::json& rows) {
 }  // namespace nuri
 
 int main(int argc, char** argv) {
+  nuri::cpu::reexec_for_blas_core(argv);
   CLI::App app{"nuri decoder benchmarks", "nuri-bench-decoder"};
   std::string json_path, tiny_config = "configs/tiny-text.json", only, device_name = "cpu";
   std::string precision = "fp32";

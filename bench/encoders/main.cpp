@@ -15,6 +15,7 @@
 #include "encoders/audio_encoder.h"
 #include "encoders/vision_encoder.h"
 #include "kernels/autograd.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/ops/random.h"
 #include "kernels/ops/shape.h"
 
@@ -126,6 +127,7 @@ void bench_vision(const Size& size, double min_seconds) {
 }  // namespace nuri
 
 int main(int argc, char** argv) {
+  nuri::cpu::reexec_for_blas_core(argv);
   using namespace nuri;
   CLI::App app{"nuri audio and vision encoder benchmarks (CPU, inference)", "nuri-bench-encoders"};
   int threads = omp_get_max_threads(), rounds = 5, piece_ms = 100;

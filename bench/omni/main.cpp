@@ -27,6 +27,7 @@
 #include "fusion/chat_template.h"
 #include "fusion/omni_model.h"
 #include "kernels/autograd.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/error.h"
 #include "kernels/file_io.h"
 #include "kernels/ops/cross_entropy.h"
@@ -367,6 +368,7 @@ void run(const Options& o) {
 }  // namespace nuri
 
 int main(int argc, char** argv) {
+  nuri::cpu::reexec_for_blas_core(argv);
   using namespace nuri;
   CLI::App app{"nuri omni-model training throughput (CPU)", "nuri-bench-omni"};
   Options o;

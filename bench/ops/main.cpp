@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/ops/bench.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/device.h"
 #include "kernels/error.h"
 
@@ -66,6 +67,7 @@ const std::vector<Benchmark>& benchmarks() {
 }  // namespace nuri::bench
 
 int main(int argc, char** argv) {
+  nuri::cpu::reexec_for_blas_core(argv);
   CLI::App app{"nuri op benchmarks", "nuri-bench-ops"};
   std::string json_path, filter, device = "cpu";
   int threads = omp_get_max_threads();

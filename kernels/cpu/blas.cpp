@@ -2,9 +2,16 @@
 
 #include <cblas.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
 #include <climits>
+#include <cstdlib>
 
 #include "kernels/error.h"
+#include "kernels/log.h"
 
 namespace nuri::cpu {
 
@@ -23,6 +30,40 @@ void sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, 
               transpose_b ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),
               static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a, static_cast<blasint>(lda),
               b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+}
+
+std::string blas_core() {
+  const char* name = openblas_get_corename();
+  return name == nullptr ? std::string() : std::string(name);
+}
+
+std::string better_blas_core() {
+#if defined(__x86_64__)
+  // The families OpenBLAS falls back to on an x86-64 CPU it does not know, all without AVX2.
+  static constexpr std::array<const char*, 6> kFallbacks = {"prescott",   "core2",   "penryn",
+                                                            "dunnington", "nehalem", "sandybridge"};
+  std::string core = blas_core();
+  std::transform(core.begin(), core.end(), core.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (std::find(kFallbacks.begin(), kFallbacks.end(), core) == kFallbacks.end()) return "";
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+  return "";
+}
+
+void reexec_for_blas_core(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;  // the user's choice, or done already
+  const std::string better = better_blas_core();
+  if (better.empty()) return;
+  ::setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
+  ::execv("/proc/self/exe", argv);
+  // Still here: the program runs on with OpenBLAS's own choice.
+  log_warn("OpenBLAS chose its ", blas_core(), " kernels on this CPU, and running again with ",
+           better, " failed; matrix products run several times slower");
 }
 
 }  // namespace nuri::cpu

@@ -6,6 +6,7 @@
 
 #include <numeric>
 
+#include "kernels/cpu/blas.h"
 #include "tests/mpi/world.h"
 
 namespace nuri {
@@ -150,6 +151,7 @@ Communicator& test_world() {
 }  // namespace nuri
 
 int main(int argc, char** argv) {
+  nuri::cpu::reexec_for_blas_core(argv);
   ::testing::InitGoogleTest(&argc, argv);
   ::testing::AddGlobalTestEnvironment(new nuri::WorldEnvironment);
   return RUN_ALL_TESTS();

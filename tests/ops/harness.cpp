@@ -1,4 +1,5 @@
 #include "tests/ops/harness.h"
+#include "kernels/cpu/blas.h"
 
 #include <gtest/gtest.h>
 
@@ -313,6 +314,7 @@ double nmse(const std::vector<double>& x, const std::vector<double>& ref) {
 }  // namespace nuri::test
 
 int main(int argc, char** argv) {
+  nuri::cpu::reexec_for_blas_core(argv);
   testing::InitGoogleTest(&argc, argv);
   using namespace nuri::test;
   for (const OpSuite& suite : suites()) {
