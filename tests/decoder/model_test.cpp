@@ -11,8 +11,8 @@
 #include "decoder/model.h"
 #include "decoder_test_util.h"
 #include "kernels/autograd.h"
-#include "kernels/ops/adamw.h"
 #include "kernels/safetensors.h"
+#include "tests/common/adamw_losses.h"
 
 namespace nuri {
 namespace {
@@ -262,27 +262,10 @@ TEST(DecoderModel, AdamWStepsFitAFixedBatch) {
   Decoder model = initialised(config, 17);
   const Tensor ids = token_ids(4, 16, config.vocab_size, 8);
   const Tensor targets = token_ids(4, 16, config.vocab_size, 9);
-  std::vector<Tensor> m, v;
-  for (const NamedParameter& p : model.parameters()) {
-    m.push_back(Tensor::zeros(p.tensor.shape()));
-    v.push_back(Tensor::zeros(p.tensor.shape()));
-  }
-  double first = 0, last = 0;
-  for (int step = 1; step <= 60; ++step) {
-    Tape tape;
-    Tensor loss;
-    {
-      TapeScope scope(tape);
-      loss = model.loss(ids, targets);
-    }
-    tape.backward(loss);
-    (step == 1 ? first : last) = loss.item();
-    for (size_t i = 0; i < model.parameters().size(); ++i) {
-      Tensor& param = model.parameters()[i].tensor;
-      adamw_step(param, param.grad(), m[i], v[i], {.lr = 1e-2f, .weight_decay = 0.0f}, step);
-      param.clear_grad();
-    }
-  }
+  const std::vector<double> losses =
+      test::adamw_losses(model.parameters(), 60, {.lr = 1e-2f, .weight_decay = 0.0f},
+                         [&] { return model.loss(ids, targets); });
+  const double first = losses.front(), last = losses.back();
   // Random targets over 53 ids start near ln 53 = 3.97; 60 steps memorise most of the batch.
   EXPECT_NEAR(first, std::log(53.0), 1.0);
   EXPECT_LT(last, 0.5 * first);

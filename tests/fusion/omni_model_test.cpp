@@ -11,10 +11,10 @@
 #include "kernels/autograd.h"
 #include "kernels/device.h"
 #include "kernels/error.h"
-#include "kernels/ops/adamw.h"
 #include "kernels/ops/linear.h"
 #include "kernels/ops/random.h"
 #include "kernels/ops/shape.h"
+#include "tests/common/adamw_losses.h"
 #include "tests/common/temp_dir.h"
 #include "tests/fusion/fusion_test_util.h"
 
@@ -410,33 +410,8 @@ std::vector<double> omni_training_losses(const Device& device, GemmPrecision pre
   const std::vector<const SequenceLayout*> layout_of = {&layouts[0], &layouts[1]};
   const std::vector<const std::vector<MediaInput>*> inputs_of = {&batch[0].inputs,
                                                                  &batch[1].inputs};
-  std::vector<NamedParameter> params = model.parameters();
-  std::vector<Tensor> exp_avg, exp_avg_sq;
-  for (const NamedParameter& p : params) {
-    exp_avg.push_back(Tensor::zeros(p.tensor.shape(), DType::f32, device));
-    exp_avg_sq.push_back(Tensor::zeros(p.tensor.shape(), DType::f32, device));
-  }
-  const AdamWOptions adamw{.lr = 3e-3f, .weight_decay = 0.01f};
-  std::vector<double> losses;
-  for (int64_t step = 1; step <= 20; ++step) {
-    Tape tape;
-    Tensor loss;
-    {
-      TapeScope scope(tape);
-      loss = model.loss(layout_of, inputs_of);
-    }
-    tape.backward(loss);
-    losses.push_back(static_cast<double>(loss.item()));
-    std::vector<AdamWTensors> entries;
-    for (size_t i = 0; i < params.size(); ++i) {
-      if (!params[i].tensor.grad().defined()) continue;
-      entries.push_back({params[i].tensor, params[i].tensor.grad(), exp_avg[i], exp_avg_sq[i],
-                         adamw.lr, adamw.weight_decay});
-    }
-    adamw_multi_step(entries, adamw, 1.0f, step);
-    for (NamedParameter& p : params) p.tensor.clear_grad();
-  }
-  return losses;
+  return adamw_losses(model.parameters(), 20, {.lr = 3e-3f, .weight_decay = 0.01f},
+                      [&] { return model.loss(layout_of, inputs_of); });
 }
 
 // 20 training steps of the whole omni model on cuda:0 follow the CPU's loss curve, in fp32 and
