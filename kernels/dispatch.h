@@ -20,7 +20,8 @@ namespace nuri::detail {
 }  // namespace nuri::detail
 
 // Runs the kernel of the backend that owns `device`, timed while the kernel profiler runs (the
-// scope lives until the end of the full expression, so it spans the call).
+// scope lives until the end of the full expression, so it spans the call and the evaluation of
+// its arguments).
 #ifdef NURI_WITH_CUDA
 #define NURI_DISPATCH(device, kernel, ...) \
   (::nuri::KernelScope(#kernel, (device)), \

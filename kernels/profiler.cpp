@@ -79,13 +79,23 @@ std::vector<KernelTime> stop_kernel_profile() {
   NURI_CHECK(p.running.load(), "the kernel profiler is not running");
   p.running.store(false);
 #ifdef NURI_WITH_CUDA
-  for (const PendingGpu& gpu : p.pending) {
-    add(p, gpu.kernel, Device::cuda(gpu.device), cuda::elapsed_ms(gpu.start, gpu.end));
-    p.free_events[gpu.device].push_back(gpu.start);
-    p.free_events[gpu.device].push_back(gpu.end);
-  }
-#endif
+  std::vector<PendingGpu> pending = std::move(p.pending);
   p.pending.clear();
+  const auto recycle = [&] {  // every event back to its pool, read or not
+    for (const PendingGpu& gpu : pending) {
+      p.free_events[gpu.device].push_back(gpu.start);
+      p.free_events[gpu.device].push_back(gpu.end);
+    }
+  };
+  try {
+    for (const PendingGpu& gpu : pending)
+      add(p, gpu.kernel, Device::cuda(gpu.device), cuda::elapsed_ms(gpu.start, gpu.end));
+  } catch (...) {
+    recycle();
+    throw;
+  }
+  recycle();
+#endif
   std::vector<KernelTime> times;
   for (auto& entry : p.totals) times.push_back(std::move(entry.second));
   p.totals.clear();
@@ -150,7 +160,14 @@ KernelScope::~KernelScope() {
       add(p, kernel_, device_, std::chrono::duration<double, std::milli>(end - start_).count());
     }
   } catch (...) {
-    // A failed event (the GPU is in an error state): the dispatch's own error tells what.
+    // A failed event (the GPU is in an error state): the dispatch's own error tells what. The
+    // start event goes back to its pool.
+#ifdef NURI_WITH_CUDA
+    if (start_event_ != nullptr) {
+      std::lock_guard<std::mutex> lock(p.mutex);
+      p.free_events[device_.index].push_back(start_event_);
+    }
+#endif
   }
 }
 

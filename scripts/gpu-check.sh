@@ -40,8 +40,9 @@ fi
 step configure configure.log cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DNURI_MEDIA=OFF -DNURI_MPI=OFF -DCMAKE_PREFIX_PATH="$deps" -DCMAKE_CUDA_ARCHITECTURES="80;90"
 step build build.log cmake --build "$build" -j "$(nproc)"
-step cuda_tests ctest-cuda.log ctest --test-dir "$build" -L cuda -j 4 --output-on-failure \
-  --timeout 120 --no-tests=error
+# Four at a time, 4 CPU threads each (some train a CPU reference beside the GPU run).
+step cuda_tests ctest-cuda.log env OMP_NUM_THREADS=4 ctest --test-dir "$build" -L cuda -j 4 \
+  --output-on-failure --timeout 120 --no-tests=error
 step bench_gemm bench-gemm.log "$build/bin/nuri-bench-ops" --device cuda --filter "gpu linear" \
   --json "$logs/bench-gemm.json"
 step bench_attention bench-attention.log python3 bench/attention_gpu_vs_torch.py \

@@ -59,8 +59,12 @@ void reexec_for_blas_core(char** argv) {
   if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;  // the user's choice, or done already
   const std::string better = better_blas_core();
   if (better.empty()) return;
+  // The program's own path, not /proc/self/exe, so that the process keeps its name (ps, pkill).
+  std::array<char, PATH_MAX> path{};
+  const ssize_t length = ::readlink("/proc/self/exe", path.data(), path.size() - 1);
+  if (length <= 0) return;
   ::setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
-  ::execv("/proc/self/exe", argv);
+  ::execv(path.data(), argv);
   // Still here: the program runs on with OpenBLAS's own choice.
   log_warn("OpenBLAS chose its ", blas_core(), " kernels on this CPU, and running again with ",
            better, " failed; matrix products run several times slower");
